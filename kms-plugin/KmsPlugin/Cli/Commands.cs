@@ -1,0 +1,212 @@
+
+using KmsPlugin.Client;
+using KmsPlugin.Configuration;
+using KmsPlugin.Core.Errors;
+using KmsPlugin.Core.Security;
+using KmsPlugin.Hosting;
+
+namespace KmsPlugin.Cli;
+
+/// <summary>The commands of <c>kms-plugin</c>. Exit codes: 0 success, 1 failure, 2 usage or configuration error.</summary>
+public static class Commands
+{
+    public const int Ok = 0;
+    public const int Failed = 1;
+    public const int BadUsage = 2;
+
+    public const string MainHelp = """
+        kms-plugin — Kubernetes KMS v2 encryption plugin (local KEK hierarchy, root key in an HSM or KMS)
+
+        Usage: kms-plugin COMMAND [options]
+
+        Commands:
+          serve     run the plugin on a Unix socket for kube-apiserver
+          status    ask a running plugin for its Status (version, healthz, key_id)
+          probe     check a running plugin like kube-apiserver does: Status, Encrypt and Decrypt of a random seed
+          version   print the plugin version
+
+        Run 'kms-plugin COMMAND --help' for a command's options.
+        """;
+
+    private const string ServeHelp = """
+        Usage: kms-plugin serve (--config FILE | --dev) [--listen unix:///PATH]
+
+        Runs the plugin. The configuration is a YAML file (see docs/configuration.md).
+
+        Options:
+          --config FILE            the configuration file
+          --listen unix:///PATH    serve on this socket instead of the one in the configuration
+          --dev                    development mode: a local root key created as a 0600 file and the socket
+                                   kms-plugin.sock, both in the working directory. Not for real clusters.
+        """;
+
+    private const string StatusHelp = """
+        Usage: kms-plugin status --listen unix:///PATH [--timeout 3s]
+
+        Prints the plugin's Status: version, healthz and key_id. Exit 0 when healthz is "ok".
+        """;
+
+    private const string ProbeHelp = """
+        Usage: kms-plugin probe --listen unix:///PATH [--timeout 3s]
+
+        Checks a running plugin the way kube-apiserver does: Status, then Encrypt of a random 32-byte seed, checked
+        against the apiserver's rules (sizes, annotation keys, Encrypt key_id == Status key_id), then Decrypt of
+        exactly what Encrypt returned. Exit 0 when everything passes and healthz is "ok".
+        """;
+
+    private static readonly Dictionary<string, bool> ServeOptions = new() { ["--config"] = true, ["--listen"] = true, ["--dev"] = false };
+    private static readonly Dictionary<string, bool> ClientOptions = new() { ["--listen"] = true, ["--timeout"] = true };
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        if (args.Length == 0 || args[0] is "--help" or "-h" or "help")
+        {
+            Console.Out.WriteLine(MainHelp);
+            return args.Length == 0 ? BadUsage : Ok;
+        }
+
+        var (help, run) = args[0] switch
+        {
+            "serve" => (ServeHelp, (Func<CommandLine, Task<int>>)ServeAsync),
+            "status" => (StatusHelp, StatusAsync),
+            "probe" => (ProbeHelp, ProbeAsync),
+            "version" => ("Usage: kms-plugin version", _ => Task.FromResult(PrintVersion())),
+            _ => (null!, null!),
+        };
+        if (run is null)
+        {
+            await Console.Error.WriteLineAsync($"kms-plugin: unknown command '{args[0]}'\n\n{MainHelp}");
+            return BadUsage;
+        }
+
+        try
+        {
+            var spec = args[0] switch
+            {
+                "serve" => ServeOptions,
+                "version" => [],
+                _ => ClientOptions,
+            };
+            var line = CommandLine.Parse(args[0], args[1..], spec);
+            if (line.Help)
+            {
+                Console.Out.WriteLine(help);
+                return Ok;
+            }
+
+            return await run(line);
+        }
+        catch (UsageException e)
+        {
+            await Console.Error.WriteLineAsync($"kms-plugin {args[0]}: {e.Message}\n\n{help}");
+            return BadUsage;
+        }
+        catch (ConfigException e)
+        {
+            await Console.Error.WriteLineAsync($"kms-plugin {args[0]}: configuration error: {e.Message}");
+            return BadUsage;
+        }
+        catch (KmsPluginException e)
+        {
+            await Console.Error.WriteLineAsync($"kms-plugin {args[0]}: {e.Message}");
+            return Failed;
+        }
+    }
+
+    private static int PrintVersion()
+    {
+        var version = typeof(Commands).Assembly.GetName().Version ?? new Version(0, 0);
+        Console.Out.WriteLine($"kms-plugin {version.ToString(3)} (KMS v2, .NET {Environment.Version})");
+        return Ok;
+    }
+
+    private static async Task<int> ServeAsync(CommandLine line)
+    {
+        var listen = line.Value("--listen");
+        PluginConfig config;
+        if (line.Has("--dev"))
+        {
+            if (line.Has("--config"))
+            {
+                throw new UsageException("--dev and --config cannot be combined: --dev is the embedded development configuration");
+            }
+
+            config = DevelopmentConfig.For(Directory.GetCurrentDirectory(), listen);
+        }
+        else
+        {
+            var file = line.Value("--config") ?? throw new UsageException("--config FILE is required (or --dev for the development default)");
+            config = ConfigLoader.LoadFile(file, listen);
+        }
+
+        UnixSocketGuard.RestrictUmask();
+        await using var app = PluginServer.Build(config);
+        try
+        {
+            await PluginServer.StartAsync(app, config);
+        }
+        catch (InvalidOperationException e) when (e.InnerException is KmsPluginException inner)
+        {
+            throw inner; // a root key failed to open inside DI construction
+        }
+
+        await app.WaitForShutdownAsync();
+        return Ok;
+    }
+
+    private static async Task<int> StatusAsync(CommandLine line)
+    {
+        var emulator = Connect(line, out var channel);
+        using (channel)
+        {
+            try
+            {
+                var status = await emulator.StatusAsync();
+                Console.Out.WriteLine($"version: {status.Version}\nhealthz: {status.Healthz}\nkey_id:  {status.KeyId} ({KeyIdHash.Of(status.KeyId)})");
+                if (ApiserverEmulator.CheckStatus(status) is { } problem)
+                {
+                    Console.Out.WriteLine("INVALID: " + problem);
+                    return Failed;
+                }
+
+                return status.Healthz == "ok" ? Ok : Failed;
+            }
+            catch (global::Grpc.Core.RpcException e)
+            {
+                await Console.Error.WriteLineAsync($"kms-plugin status: {e.StatusCode}: {e.Status.Detail}");
+                return Failed;
+            }
+        }
+    }
+
+    private static async Task<int> ProbeAsync(CommandLine line)
+    {
+        var emulator = Connect(line, out var channel);
+        using (channel)
+        {
+            var report = await emulator.ProbeAsync();
+            foreach (var text in report.Lines)
+            {
+                Console.Out.WriteLine(text);
+            }
+
+            return report.Ok ? Ok : Failed;
+        }
+    }
+
+    private static ApiserverEmulator Connect(CommandLine line, out global::Grpc.Net.Client.GrpcChannel channel)
+    {
+        var listen = line.Value("--listen") ?? throw new UsageException("--listen unix:///PATH is required");
+        var path = ConfigLoader.ParseListen("--listen", listen);
+        var timeout = TimeSpan.FromSeconds(3);
+        if (line.Value("--timeout") is { } text && (!GoDuration.TryParse(text, out timeout) || timeout <= TimeSpan.Zero))
+        {
+            throw new UsageException($"--timeout must be a positive duration such as 3s, got \"{text}\"");
+        }
+
+        channel = UnixSocketChannel.Create(path);
+        return new ApiserverEmulator(channel, timeout);
+    }
+
+}

@@ -1,0 +1,75 @@
+namespace KmsPlugin.Configuration;
+
+/// <summary>The validated configuration (docs/configuration.md documents every field).</summary>
+public sealed record PluginConfig
+{
+    /// <summary>Absolute path of the Unix socket (from <c>listen: unix:///path</c>).</summary>
+    public required string SocketPath { get; init; }
+
+    /// <summary>When set, the socket is 0660 and owned by this group (so a non-root apiserver in the group can connect); else 0600.</summary>
+    public string? SocketGroup { get; init; }
+
+    /// <summary>StatusResponse.version: <c>v2</c>, or <c>v2beta1</c> for 1.27/1.28 apiservers. Constant for the process's life.</summary>
+    public string StatusVersion { get; init; } = "v2";
+
+    public required KekConfig Kek { get; init; }
+
+    /// <summary>First entry is the primary (wraps new KEKs); the rest are decrypt-only.</summary>
+    public required IReadOnlyList<RootKeyConfig> RootKeys { get; init; }
+
+    public required HealthConfig Health { get; init; }
+
+    public required LoggingConfig Logging { get; init; }
+
+    /// <summary>Upper bound on one root-key call (wrap, unwrap, probe).</summary>
+    public TimeSpan RootKeyTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long SIGTERM waits for in-flight calls before closing.</summary>
+    public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>True for <c>serve --dev</c>: a local root key; logged loudly as not for production.</summary>
+    public bool Development { get; init; }
+}
+
+public sealed record KekConfig
+{
+    public long MaxUses { get; init; } = 1L << 21;
+
+    public TimeSpan MaxAge { get; init; } = TimeSpan.FromDays(7);
+
+    public int CacheSize { get; init; } = 1000;
+}
+
+public sealed record RootKeyConfig
+{
+    public required string Name { get; init; }
+
+    public required string Provider { get; init; }
+
+    public LocalRootKeyConfig? Local { get; init; }
+
+    public Pkcs11RootKeyConfig? Pkcs11 { get; init; }
+}
+
+public sealed record LocalRootKeyConfig(string KeyFile, bool Create);
+
+public sealed record Pkcs11RootKeyConfig(string Library, string TokenLabel, string? KeyLabel, string? KeyId, string PinFile, int SessionPoolSize);
+
+public sealed record HealthConfig
+{
+    /// <summary>Loopback host:port for /livez, /readyz, /healthz; null disables the HTTP port.</summary>
+    public string? ListenHost { get; init; }
+
+    public int ListenPort { get; init; }
+
+    /// <summary>How often the primary root key is probed while healthy (every min(interval, 10s) while unhealthy).</summary>
+    public TimeSpan ProbeInterval { get; init; } = TimeSpan.FromSeconds(30);
+}
+
+public sealed record LoggingConfig
+{
+    /// <summary><c>text</c> or <c>json</c>.</summary>
+    public string Format { get; init; } = "text";
+
+    public Microsoft.Extensions.Logging.LogLevel Level { get; init; } = Microsoft.Extensions.Logging.LogLevel.Information;
+}

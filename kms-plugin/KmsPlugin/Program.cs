@@ -1,0 +1,3 @@
+using KmsPlugin.Cli;
+
+return await Commands.RunAsync(args);
