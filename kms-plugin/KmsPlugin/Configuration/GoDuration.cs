@@ -52,7 +52,8 @@ public static class GoDuration
                 "h" => TimeSpan.TicksPerHour,
                 _ => -1,
             };
-            if (ticksPerUnit < 0)
+            // Bound each term before multiplying, so absurd inputs are rejected instead of overflowing decimal.
+            if (ticksPerUnit < 0 || number > TimeSpan.MaxValue.Ticks / ticksPerUnit)
             {
                 return false;
             }
