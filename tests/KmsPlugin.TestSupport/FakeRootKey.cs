@@ -85,5 +85,9 @@ public sealed class FakeRootKey : IRootKey
         }
     }
 
-    public void Dispose() => CryptographicOperations.ZeroMemory(_key);
+    /// <summary>Nothing to release: tests share one fake across plugin instances to model restarts and second nodes
+    /// (the plugin disposes its root keys on stop), and the key is throw-away test data.</summary>
+    public void Dispose()
+    {
+    }
 }
