@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
 using Google.Protobuf;
 using Grpc.Core;
 using KmsPlugin.Core.Envelope;
@@ -25,7 +27,17 @@ public sealed class KeyManagementGrpcService(EnvelopeService envelope, RootKeyHe
     {
         ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(context);
-        var result = await envelope.EncryptAsync(request.Plaintext.Memory, context.CancellationToken);
+        EncryptResult result;
+        try
+        {
+            result = await envelope.EncryptAsync(request.Plaintext.Memory, context.CancellationToken);
+        }
+        finally
+        {
+            // The seed is the apiserver's secret: zero our copy of it as soon as it is sealed.
+            CryptographicOperations.ZeroMemory(MemoryMarshal.AsMemory(request.Plaintext.Memory).Span);
+        }
+
         var response = new EncryptResponse
         {
             Ciphertext = UnsafeByteOperations.UnsafeWrap(result.Ciphertext),
@@ -51,6 +63,13 @@ public sealed class KeyManagementGrpcService(EnvelopeService envelope, RootKeyHe
         }
 
         var plaintext = await envelope.DecryptAsync(request.Ciphertext.Memory, request.KeyId, annotations, context.CancellationToken);
+
+        // The response is serialized after this method returns; zero the seed once it has been sent.
+        context.GetHttpContext().Response.OnCompleted(() =>
+        {
+            CryptographicOperations.ZeroMemory(plaintext);
+            return Task.CompletedTask;
+        });
         return new DecryptResponse { Plaintext = UnsafeByteOperations.UnsafeWrap(plaintext) };
     }
 }

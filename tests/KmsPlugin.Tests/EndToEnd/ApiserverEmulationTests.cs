@@ -77,4 +77,28 @@ public sealed class ApiserverEmulationTests
         await plugin.App.Services.GetRequiredService<Core.Envelope.RootKeyHealthMonitor>().ProbeOnceAsync(CancellationToken.None);
         Assert.Equal("ok", (await plugin.Apiserver.StatusAsync()).Healthz);
     }
+
+    [Fact]
+    public async Task A_hundred_concurrent_decrypts_over_the_socket_under_one_cold_KEK_cause_one_unwrap()
+    {
+        var root = new TestSupport.FakeRootKey("counted");
+        using var dir = new TestSupport.TempDirectory();
+        var stored = new List<(byte[] Seed, Protocol.V2.EncryptResponse Response)>();
+        await using (var writer = await PluginHost.StartLocalAsync(dir, new Hosting.ServerDependencies { DecorateRootKey = _ => root }))
+        {
+            for (var i = 0; i < 100; i++)
+            {
+                var seed = RandomNumberGenerator.GetBytes(32);
+                stored.Add((seed, await writer.Apiserver.EncryptAsync(seed)));
+            }
+        }
+
+        root.Latency = TimeSpan.FromMilliseconds(300); // a remote KMS round trip
+        await using var restarted = await PluginHost.StartLocalAsync(dir, new Hosting.ServerDependencies { DecorateRootKey = _ => root });
+        await restarted.WaitForProbeAsync();
+        var unwrapsBefore = root.Unwraps; // the health probe's canary
+        var results = await Task.WhenAll(stored.Select(s => restarted.Apiserver.DecryptAsync(s.Response)));
+        Assert.Equal(stored.Select(s => s.Seed), results);
+        Assert.Equal(1, root.Unwraps - unwrapsBefore);
+    }
 }
