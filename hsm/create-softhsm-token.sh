@@ -4,7 +4,7 @@
 # another --token-label to add a second token to the same token directory (one SOFTHSM2_CONF serves both).
 #
 # Usage: create-softhsm-token.sh --token-dir DIR [--token-label kms] [--key-label kek1] [--key-id 01]
-#                                [--pin-file FILE] [--so-pin-file FILE] [--module PATH]
+#                                [--pin-file FILE] [--so-pin-file FILE] [--module PATH] [--allow-duplicate-label]
 # Every option may also come from the environment: SOFTHSM_TOKEN_DIR, SOFTHSM_TOKEN_LABEL, SOFTHSM_KEY_LABEL,
 # SOFTHSM_KEY_ID, SOFTHSM_PIN_FILE, SOFTHSM_SO_PIN_FILE, PKCS11_MODULE. Command-line options win.
 #
@@ -32,6 +32,7 @@ key_id="${SOFTHSM_KEY_ID:-01}"
 pin_file="${SOFTHSM_PIN_FILE:-}"
 so_pin_file="${SOFTHSM_SO_PIN_FILE:-}"
 module="${PKCS11_MODULE:-}"
+allow_duplicate_label=0
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -42,7 +43,9 @@ while [ $# -gt 0 ]; do
         --pin-file) pin_file="${2:?--pin-file needs a value}"; shift 2 ;;
         --so-pin-file) so_pin_file="${2:?--so-pin-file needs a value}"; shift 2 ;;
         --module) module="${2:?--module needs a value}"; shift 2 ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        # Tests of ambiguous configuration need two keys with one label; never useful otherwise.
+        --allow-duplicate-label) allow_duplicate_label=1; shift ;;
+        -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) die "unknown argument: $1 (see --help)" ;;
     esac
 done
@@ -103,27 +106,38 @@ make_pin "$so_pin_file"
 pin="$(tr -d '\n' < "$pin_file")"
 so_pin="$(tr -d '\n' < "$so_pin_file")"
 
-# has_label FIELD VALUE: does stdin have a "FIELD   VALUE" line? Exact string match, so labels are not regexes.
-has_label() {
-    awk -v field="$1" -v want="$2" '
-        $1 == field { sub(/^[[:space:]]*[^[:space:]]+[[:space:]]+/, ""); sub(/[[:space:]]+$/, ""); if ($0 == want) { found = 1 } }
+# slot_of_token LABEL: the slot id of the token with exactly this label, from softhsm2-util (empty if none).
+# Not pkcs11-tool --token-label: OpenSC matches that by prefix, so "kms" would also pick a token named "kms-2".
+slot_of_token() {
+    softhsm2-util --show-slots 2>/dev/null | awk -v want="$1" '
+        /^Slot [0-9]+/ { slot = $2 }
+        $1 == "Label:" { sub(/^[[:space:]]*Label:[[:space:]]*/, ""); sub(/[[:space:]]+$/, ""); if ($0 == want) { print slot; exit } }'
+}
+
+# has_key_label LABEL: does pkcs11-tool's object listing on stdin have a key with exactly this label?
+has_key_label() {
+    awk -v want="$1" '
+        $1 == "label:" { sub(/^[[:space:]]*label:[[:space:]]*/, ""); sub(/[[:space:]]+$/, ""); if ($0 == want) { found = 1 } }
         END { exit found ? 0 : 1 }'
 }
 
 # Initialise the token only if this token directory has no token with that label yet.
-if ! softhsm2-util --show-slots 2>/dev/null | has_label Label: "$token_label"; then
+slot="$(slot_of_token "$token_label")"
+if [ -z "$slot" ]; then
     softhsm2-util --init-token --free --label "$token_label" --so-pin "$so_pin" --pin "$pin" >/dev/null
+    slot="$(slot_of_token "$token_label")"
+    [ -n "$slot" ] || die "token '$token_label' was initialised but softhsm2-util does not list it"
 fi
 
 # Generate the key only if no secret key with that label exists (so re-running is harmless).
-existing="$(pkcs11-tool --module "$module" --token-label "$token_label" --login --pin "$pin" \
+existing="$(pkcs11-tool --module "$module" --slot "$slot" --login --pin "$pin" \
     --list-objects --type secrkey 2>/dev/null || true)"
-if ! printf '%s\n' "$existing" | has_label label: "$key_label"; then
+if [ "$allow_duplicate_label" = 1 ] || ! printf '%s\n' "$existing" | has_key_label "$key_label"; then
     # AES-256 (AES:32 is in bytes). --sensitive and no --extractable: CKA_SENSITIVE=true, CKA_EXTRACTABLE=false,
     # so the key value can never be read out (PKCS#11 v2.40 section 4.9). --private: CKA_PRIVATE=true, visible only
     # after C_Login. --usage-decrypt sets CKA_ENCRYPT and CKA_DECRYPT for a secret key (CKM_AES_GCM via
     # C_Encrypt/C_Decrypt); --usage-wrap adds CKA_WRAP/CKA_UNWRAP for a CKM_AES_KEY_WRAP_PAD option.
-    pkcs11-tool --module "$module" --token-label "$token_label" --login --pin "$pin" \
+    pkcs11-tool --module "$module" --slot "$slot" --login --pin "$pin" \
         --keygen --key-type AES:32 --label "$key_label" --id "$key_id" \
         --sensitive --private --usage-decrypt --usage-wrap >/dev/null
 fi

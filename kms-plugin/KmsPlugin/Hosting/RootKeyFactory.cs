@@ -1,6 +1,7 @@
 using KmsPlugin.Configuration;
 using KmsPlugin.Core.RootKeys;
 using KmsPlugin.Core.Security;
+using KmsPlugin.Pkcs11;
 
 namespace KmsPlugin.Hosting;
 
@@ -40,6 +41,16 @@ public static class RootKeyFactory
         return config.Provider switch
         {
             "local" => LocalRootKey.Open(config.Name, config.Local!.KeyFile, config.Local.Create, random),
+            "pkcs11" => Pkcs11RootKey.Open(new Pkcs11RootKeyOptions
+            {
+                Name = config.Name,
+                Library = config.Pkcs11!.Library,
+                TokenLabel = config.Pkcs11.TokenLabel,
+                KeyLabel = config.Pkcs11.KeyLabel,
+                KeyId = config.Pkcs11.KeyId,
+                PinFile = config.Pkcs11.PinFile,
+                SessionPoolSize = config.Pkcs11.SessionPoolSize,
+            }, random),
             _ => throw new ConfigException("provider", $"unsupported provider {config.Provider}"),
         };
     }
