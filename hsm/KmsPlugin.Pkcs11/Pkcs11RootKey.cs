@@ -45,7 +45,7 @@ public sealed class Pkcs11RootKey : IRootKey
 
     // 1 for the instance itself plus 1 per call in flight: native resources go when it reaches 0, so Dispose
     // during a call never finalises the module under it.
-    private int _references = 1;
+    private readonly ReferenceCount _references = new();
     private int _disposed;
     private long _hsmOperations;
 
@@ -440,26 +440,11 @@ public sealed class Pkcs11RootKey : IRootKey
         }
     }
 
-    private bool TryAddReference()
-    {
-        var current = Volatile.Read(ref _references);
-        while (current > 0)
-        {
-            var seen = Interlocked.CompareExchange(ref _references, current + 1, current);
-            if (seen == current)
-            {
-                return true;
-            }
-
-            current = seen;
-        }
-
-        return false;
-    }
+    private bool TryAddReference() => _references.TryAcquire();
 
     private void ReleaseReference()
     {
-        if (Interlocked.Decrement(ref _references) == 0)
+        if (_references.Release())
         {
             // Sessions first, then the token's anchor (ending the login if no one else uses the token), then the
             // module (C_Finalize if this was its last user).

@@ -21,7 +21,7 @@ internal sealed class LocalKek
     // AesGcm instances are not documented as thread-safe; the lock costs tens of nanoseconds next to a
     // ~200 µs gRPC round trip and keeps one OpenSSL context per KEK.
     private readonly Lock _aesLock = new();
-    private int _references = 1;
+    private readonly ReferenceCount _references = new();
     private long _seals;
 
     public LocalKek(SecretBuffer key, KekCacheKey cacheKey, byte[] wrappedBlob, DateTimeOffset createdAt)
@@ -52,28 +52,12 @@ internal sealed class LocalKek
     public long CountSeal() => Interlocked.Increment(ref _seals);
 
     /// <summary>Takes a reference; false when the KEK has already been retired and zeroed.</summary>
-    public bool TryAcquire()
-    {
-        var current = Volatile.Read(ref _references);
-        while (current > 0)
-        {
-            var seen = Interlocked.CompareExchange(ref _references, current + 1, current);
-            if (seen == current)
-            {
-                return true;
-            }
-
-            current = seen;
-        }
-
-        return false;
-    }
+    public bool TryAcquire() => _references.TryAcquire();
 
     /// <summary>Drops a reference; the last one zeroes the key.</summary>
     public void Release()
     {
-        var remaining = Interlocked.Decrement(ref _references);
-        if (remaining == 0)
+        if (_references.Release())
         {
             lock (_aesLock)
             {
