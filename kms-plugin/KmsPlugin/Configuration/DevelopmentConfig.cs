@@ -1,3 +1,5 @@
+using KmsPlugin.Configuration.Providers;
+
 namespace KmsPlugin.Configuration;
 
 /// <summary>
@@ -15,7 +17,7 @@ public static class DevelopmentConfig
             ? ConfigLoader.ParseListen("working directory", ConfigLoader.ListenScheme + Path.Combine(workingDirectory, SocketFileName))
             : ConfigLoader.ParseListen("--listen", listenOverride),
         Kek = new KekConfig(),
-        RootKeys = [new RootKeyConfig { Name = "dev", Provider = "local", Local = new LocalRootKeyConfig(Path.Combine(workingDirectory, KeyFileName), Create: true) }],
+        RootKeys = [new RootKeyConfig { Name = "dev", Provider = "local", Settings = new LocalRootKeyConfig(Path.Combine(workingDirectory, KeyFileName), Create: true) }],
         Health = new HealthConfig(),
         Logging = new LoggingConfig(),
         Development = true,

@@ -46,14 +46,14 @@ public sealed record RootKeyConfig
 
     public required string Provider { get; init; }
 
-    public LocalRootKeyConfig? Local { get; init; }
+    /// <summary>The provider's own settings record (e.g. <see cref="Providers.LocalRootKeyConfig"/>), parsed by its
+    /// <see cref="RootKeyProvider"/>.</summary>
+    public required object Settings { get; init; }
 
-    public Pkcs11RootKeyConfig? Pkcs11 { get; init; }
+    public T SettingsAs<T>()
+        where T : class =>
+        Settings as T ?? throw new InvalidOperationException($"root key '{Name}' has {Settings.GetType().Name} settings, not {typeof(T).Name}");
 }
-
-public sealed record LocalRootKeyConfig(string KeyFile, bool Create);
-
-public sealed record Pkcs11RootKeyConfig(string Library, string TokenLabel, string? KeyLabel, string? KeyId, string PinFile, int SessionPoolSize);
 
 public sealed record HealthConfig
 {

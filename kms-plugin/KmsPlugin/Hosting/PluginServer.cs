@@ -118,7 +118,7 @@ public static class PluginServer
         if (config.Development)
         {
             logger.LogWarning("DEVELOPMENT MODE: the root key is a local file ({KeyFile}); never use --dev for a real cluster",
-                config.RootKeys[0].Local?.KeyFile);
+                (config.RootKeys[0].Settings as Configuration.Providers.LocalRootKeyConfig)?.KeyFile);
         }
 
         foreach (var key in ring.Keys)

@@ -1,7 +1,7 @@
 using System.Security.Cryptography;
 using KmsPlugin.Client;
 using KmsPlugin.Core.Protocol;
-using KmsPlugin.Tests.Support;
+using KmsPlugin.TestSupport;
 
 namespace KmsPlugin.Tests.EndToEnd;
 

@@ -2,7 +2,7 @@ using System.Security.Cryptography;
 using Google.Protobuf;
 using Grpc.Core;
 using KmsPlugin.Protocol.V2;
-using KmsPlugin.Tests.Support;
+using KmsPlugin.TestSupport;
 
 namespace KmsPlugin.Tests.EndToEnd;
 

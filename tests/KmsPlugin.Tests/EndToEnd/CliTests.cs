@@ -1,5 +1,4 @@
 using KmsPlugin.TestSupport;
-using KmsPlugin.Tests.Support;
 
 namespace KmsPlugin.Tests.EndToEnd;
 

@@ -1,7 +1,7 @@
 using System.Security.Cryptography;
 using KmsPlugin.Configuration;
+using KmsPlugin.Configuration.Providers;
 using KmsPlugin.TestSupport;
-using KmsPlugin.Tests.Support;
 
 namespace KmsPlugin.Tests.EndToEnd;
 
@@ -47,7 +47,7 @@ public sealed class Pkcs11EndToEndTests
 
         var rotated = first with
         {
-            RootKeys = [first.RootKeys[0] with { Name = "hsm-new", Pkcs11 = first.RootKeys[0].Pkcs11! with { KeyLabel = "kek2" } }, first.RootKeys[0]],
+            RootKeys = [first.RootKeys[0] with { Name = "hsm-new", Settings = first.RootKeys[0].SettingsAs<Pkcs11RootKeyConfig>() with { KeyLabel = "kek2" } }, first.RootKeys[0]],
         };
         await using var after = await PluginHost.StartAsync(rotated);
         var status = await after.Apiserver.StatusAsync();

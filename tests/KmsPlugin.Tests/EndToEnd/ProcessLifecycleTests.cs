@@ -2,7 +2,6 @@ using System.Security.Cryptography;
 using KmsPlugin.Client;
 using KmsPlugin.Protocol.V2;
 using KmsPlugin.TestSupport;
-using KmsPlugin.Tests.Support;
 
 namespace KmsPlugin.Tests.EndToEnd;
 

@@ -3,7 +3,6 @@ using Grpc.Core;
 using KmsPlugin.Configuration;
 using KmsPlugin.Hosting;
 using KmsPlugin.TestSupport;
-using KmsPlugin.Tests.Support;
 
 namespace KmsPlugin.Tests.EndToEnd;
 

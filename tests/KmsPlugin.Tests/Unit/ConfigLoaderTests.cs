@@ -1,4 +1,5 @@
 using KmsPlugin.Configuration;
+using KmsPlugin.Configuration.Providers;
 
 namespace KmsPlugin.Tests.Unit;
 
@@ -32,10 +33,10 @@ public sealed class ConfigLoaderTests
         Assert.Equal(TimeSpan.FromHours(24), config.Kek.MaxAge);
         Assert.Equal(50, config.Kek.CacheSize);
         Assert.Equal(["hsm", "dev"], config.RootKeys.Select(k => k.Name));
-        Assert.Equal("kek1", config.RootKeys[0].Pkcs11!.KeyLabel);
-        Assert.Equal(4, config.RootKeys[0].Pkcs11!.SessionPoolSize);
-        Assert.Equal("/etc/kms-plugin/root.key", config.RootKeys[1].Local!.KeyFile);
-        Assert.True(config.RootKeys[1].Local!.Create);
+        Assert.Equal("kek1", config.RootKeys[0].SettingsAs<Pkcs11RootKeyConfig>().KeyLabel);
+        Assert.Equal(4, config.RootKeys[0].SettingsAs<Pkcs11RootKeyConfig>().SessionPoolSize);
+        Assert.Equal("/etc/kms-plugin/root.key", config.RootKeys[1].SettingsAs<LocalRootKeyConfig>().KeyFile);
+        Assert.True(config.RootKeys[1].SettingsAs<LocalRootKeyConfig>().Create);
         Assert.Equal("127.0.0.1", config.Health.ListenHost);
         Assert.Equal(8787, config.Health.ListenPort);
         Assert.Equal(TimeSpan.FromMinutes(1), config.Health.ProbeInterval);
@@ -60,7 +61,7 @@ public sealed class ConfigLoaderTests
         Assert.Equal(TimeSpan.FromDays(7), config.Kek.MaxAge);
         Assert.Equal(1000, config.Kek.CacheSize);
         Assert.Null(config.Health.ListenHost);
-        Assert.False(config.RootKeys[0].Local!.Create);
+        Assert.False(config.RootKeys[0].SettingsAs<LocalRootKeyConfig>().Create);
     }
 
     [Theory]

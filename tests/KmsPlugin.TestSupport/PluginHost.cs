@@ -1,12 +1,12 @@
 using Grpc.Net.Client;
 using KmsPlugin.Client;
 using KmsPlugin.Configuration;
+using KmsPlugin.Configuration.Providers;
 using KmsPlugin.Core.Envelope;
 using KmsPlugin.Core.RootKeys;
 using KmsPlugin.Hosting;
-using KmsPlugin.TestSupport;
 
-namespace KmsPlugin.Tests.Support;
+namespace KmsPlugin.TestSupport;
 
 /// <summary>
 /// The real server (Kestrel, gRPC, envelope core) started in-process on a real Unix socket in a private temp
@@ -49,7 +49,7 @@ public sealed class PluginHost : IAsyncDisposable
         {
             SocketPath = dir.FilePath($"kms-{Guid.NewGuid():N}"[..12] + ".sock"),
             Kek = new KekConfig(),
-            RootKeys = [new RootKeyConfig { Name = "dev", Provider = "local", Local = new LocalRootKeyConfig(dir.FilePath("root.key"), true) }],
+            RootKeys = [new RootKeyConfig { Name = "dev", Provider = "local", Settings = new LocalRootKeyConfig(dir.FilePath("root.key"), true) }],
             Health = new HealthConfig(),
             Logging = new LoggingConfig { Level = LogLevel.Warning },
         };

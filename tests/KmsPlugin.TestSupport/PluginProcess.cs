@@ -1,9 +1,8 @@
 using System.Diagnostics;
 using System.Text;
 using KmsPlugin.Client;
-using KmsPlugin.TestSupport;
 
-namespace KmsPlugin.Tests.Support;
+namespace KmsPlugin.TestSupport;
 
 /// <summary>
 /// The real <c>kms-plugin</c> executable in a child process, as an operator runs it: used where the process
