@@ -23,6 +23,7 @@ public static class Commands
           serve     run the plugin on a Unix socket for kube-apiserver
           status    ask a running plugin for its Status (version, healthz, key_id)
           probe     check a running plugin like kube-apiserver does: Status, Encrypt and Decrypt of a random seed
+          doctor    check a configuration before use: fields, socket path, each root key, the key_id it gives
           version   print the plugin version
 
         Run 'kms-plugin COMMAND --help' for a command's options.
@@ -71,6 +72,7 @@ public static class Commands
             "serve" => (ServeHelp, (Func<CommandLine, Task<int>>)ServeAsync),
             "status" => (StatusHelp, StatusAsync),
             "probe" => (ProbeHelp, ProbeAsync),
+            "doctor" => (DoctorCommand.Help, DoctorAsync),
             "version" => ("Usage: kms-plugin version", _ => Task.FromResult(PrintVersion())),
             _ => (null!, null!),
         };
@@ -84,7 +86,7 @@ public static class Commands
         {
             var spec = args[0] switch
             {
-                "serve" => ServeOptions,
+                "serve" or "doctor" => ServeOptions,
                 "version" => [],
                 _ => ClientOptions,
             };
@@ -121,10 +123,10 @@ public static class Commands
         return Ok;
     }
 
-    private static async Task<int> ServeAsync(CommandLine line)
+    /// <summary>--config FILE or --dev, with the --listen override.</summary>
+    private static (PluginConfig Config, string Source) LoadConfig(CommandLine line)
     {
         var listen = line.Value("--listen");
-        PluginConfig config;
         if (line.Has("--dev"))
         {
             if (line.Has("--config"))
@@ -132,14 +134,22 @@ public static class Commands
                 throw new UsageException("--dev and --config cannot be combined: --dev is the embedded development configuration");
             }
 
-            config = DevelopmentConfig.For(Directory.GetCurrentDirectory(), listen);
-        }
-        else
-        {
-            var file = line.Value("--config") ?? throw new UsageException("--config FILE is required (or --dev for the development default)");
-            config = ConfigLoader.LoadFile(file, listen);
+            return (DevelopmentConfig.For(Directory.GetCurrentDirectory(), listen), "--dev");
         }
 
+        var file = line.Value("--config") ?? throw new UsageException("--config FILE is required (or --dev for the development default)");
+        return (ConfigLoader.LoadFile(file, listen), file);
+    }
+
+    private static Task<int> DoctorAsync(CommandLine line)
+    {
+        var (config, source) = LoadConfig(line);
+        return DoctorCommand.RunAsync(config, source, Console.Out);
+    }
+
+    private static async Task<int> ServeAsync(CommandLine line)
+    {
+        var (config, _) = LoadConfig(line);
         UnixSocketGuard.RestrictUmask();
         await using var app = PluginServer.Build(config);
         try

@@ -22,18 +22,35 @@ public static class UnixSocketGuard
 
     public static void PrepareForBind(string socketPath, ILogger logger)
     {
+        ArgumentNullException.ThrowIfNull(logger);
+        var state = Inspect(socketPath);
+        var directory = Path.GetDirectoryName(socketPath) ?? "/";
+        if (state == SocketPathState.DirectoryMissing)
+        {
+            Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+                | UnixFileMode.GroupRead | UnixFileMode.GroupExecute);
+            logger.LogInformation("created socket directory {Directory} (mode 0750)", directory);
+        }
+        else if (state == SocketPathState.StaleSocket)
+        {
+            File.Delete(socketPath);
+            logger.LogInformation("removed stale socket {Socket} (nothing answered on it)", socketPath);
+        }
+    }
+
+    /// <summary>
+    /// Looks at the socket path without changing anything (also used by <c>doctor</c>). Throws a
+    /// <see cref="ConfigException"/> for every state the plugin must refuse to serve in.
+    /// </summary>
+    public static SocketPathState Inspect(string socketPath)
+    {
         ArgumentNullException.ThrowIfNull(socketPath);
         var directory = Path.GetDirectoryName(socketPath) ?? "/";
         if (!Directory.Exists(directory))
         {
-            if (File.Exists(directory))
-            {
-                throw new ConfigException("listen", $"{directory} is a file, not a directory");
-            }
-
-            Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
-                | UnixFileMode.GroupRead | UnixFileMode.GroupExecute);
-            logger.LogInformation("created socket directory {Directory} (mode 0750)", directory);
+            return File.Exists(directory)
+                ? throw new ConfigException("listen", $"{directory} is a file, not a directory")
+                : SocketPathState.DirectoryMissing;
         }
 
         var mode = File.GetUnixFileMode(directory);
@@ -43,14 +60,14 @@ public static class UnixSocketGuard
                 $"the socket directory {directory} is writable by every user (mode {Octal(mode)}), so anyone could replace the socket; use a directory such as /var/run/kmsplugin with mode 0750");
         }
 
-        if (!File.Exists(socketPath) && !Directory.Exists(socketPath))
-        {
-            return;
-        }
-
         if (Directory.Exists(socketPath))
         {
             throw new ConfigException("listen", $"{socketPath} is a directory");
+        }
+
+        if (!File.Exists(socketPath))
+        {
+            return SocketPathState.Free;
         }
 
         if (IsRegularFile(socketPath))
@@ -58,13 +75,9 @@ public static class UnixSocketGuard
             throw new ConfigException("listen", $"{socketPath} exists and is not a socket; refusing to delete it");
         }
 
-        if (SomethingAnswers(socketPath))
-        {
-            throw new ConfigException("listen", $"another process is already serving on {socketPath}; stop it first (two plugins must not share a socket)");
-        }
-
-        File.Delete(socketPath);
-        logger.LogInformation("removed stale socket {Socket} (nothing answered on it)", socketPath);
+        return SomethingAnswers(socketPath)
+            ? throw new ConfigException("listen", $"another process is already serving on {socketPath}; stop it first (two plugins must not share a socket)")
+            : SocketPathState.StaleSocket;
     }
 
     /// <summary>0600, or 0660 and group-owned when a socket group is configured.</summary>
@@ -155,4 +168,17 @@ public static class UnixSocketGuard
     }
 
     private static string Octal(UnixFileMode mode) => Convert.ToString((int)mode & 0xFFF, 8).PadLeft(4, '0');
+}
+
+/// <summary>What is at the socket path before the plugin binds.</summary>
+public enum SocketPathState
+{
+    /// <summary>The directory exists and nothing is at the path.</summary>
+    Free,
+
+    /// <summary>The directory does not exist yet; it will be created 0750.</summary>
+    DirectoryMissing,
+
+    /// <summary>A socket nobody answers on (left by a crash); it will be removed.</summary>
+    StaleSocket,
 }

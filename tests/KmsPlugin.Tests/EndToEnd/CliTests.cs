@@ -10,6 +10,7 @@ public sealed class CliTests
     [InlineData("serve", "--help")]
     [InlineData("status", "--help")]
     [InlineData("probe", "--help")]
+    [InlineData("doctor", "--help")]
     [InlineData("version", "--help")]
     public async Task Help_is_available_everywhere(params string[] args)
     {
