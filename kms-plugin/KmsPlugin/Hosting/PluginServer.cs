@@ -4,6 +4,7 @@ using KmsPlugin.Core.Envelope;
 using KmsPlugin.Core.RootKeys;
 using KmsPlugin.Core.Security;
 using KmsPlugin.Grpc;
+using KmsPlugin.Transport;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Logging.Console;
 
@@ -47,7 +48,11 @@ public static class PluginServer
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
-            kestrel.ListenUnixSocket(config.SocketPath, listen => listen.Protocols = HttpProtocols.Http2);
+            kestrel.ListenUnixSocket(config.SocketPath, listen =>
+            {
+                listen.Protocols = HttpProtocols.Http2;
+                listen.Use(Http2AuthorityNormalizer.Middleware); // kube-apiserver 1.27-1.31 send the socket path as :authority
+            });
             if (config.Health.ListenHost is { } host)
             {
                 kestrel.Listen(IPAddress.Parse(host), config.Health.ListenPort, listen => listen.Protocols = HttpProtocols.Http1);
