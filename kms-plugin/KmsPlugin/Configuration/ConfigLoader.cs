@@ -46,6 +46,11 @@ public static class ConfigLoader
         {
             throw new ConfigException($"line {e.Start.Line}", "not valid YAML: " + e.Message);
         }
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException or FormatException or OverflowException)
+        {
+            // YamlDotNet throws these (not YamlException) on some malformed input; found by DecoderFuzzTests.
+            throw new ConfigException("(root)", "not valid YAML: " + e.Message);
+        }
 
         if (stream.Documents.Count != 1 || stream.Documents[0].RootNode is not YamlMappingNode root)
         {

@@ -16,7 +16,8 @@ public sealed class ConfigNode(YamlMappingNode mapping, string path)
             var key = (entry.Key as YamlScalarNode)?.Value ?? "";
             if (!keys.Contains(key, StringComparer.Ordinal))
             {
-                throw new ConfigException(Field(key), $"unknown field (line {entry.Key.Start.Line}); allowed here: {string.Join(", ", keys)}");
+                var name = string.IsNullOrWhiteSpace(key) ? $"(key at line {entry.Key.Start.Line})" : key;
+                throw new ConfigException(Field(name), $"unknown field (line {entry.Key.Start.Line}); allowed here: {string.Join(", ", keys)}");
             }
         }
     }

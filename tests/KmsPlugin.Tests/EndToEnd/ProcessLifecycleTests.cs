@@ -86,4 +86,44 @@ public sealed class ProcessLifecycleTests
         Assert.Contains("another process is already serving", output, StringComparison.Ordinal);
         Assert.Equal("ok", (await new ApiserverEmulator(UnixSocketChannel.Create(dir.FilePath("kms-plugin.sock")), TimeSpan.FromSeconds(3)).StatusAsync()).Healthz);
     }
+
+    [Fact]
+    public async Task Everything_acknowledged_before_a_kill_9_mid_traffic_decrypts_after_restart()
+    {
+        using var dir = new TempDirectory();
+        var socket = dir.FilePath("kms-plugin.sock");
+        var acknowledged = new System.Collections.Concurrent.ConcurrentBag<(byte[], EncryptResponse)>();
+        await using (var plugin = PluginProcess.Start(dir.Path, null, "serve", "--dev"))
+        {
+            await plugin.WaitUntilServingAsync(socket);
+            using var channel = UnixSocketChannel.Create(socket);
+            var apiserver = new ApiserverEmulator(channel, TimeSpan.FromSeconds(3));
+            using var stop = new CancellationTokenSource();
+            var writers = Enumerable.Range(0, 16).Select(_ => Task.Run(async () =>
+            {
+                while (!stop.IsCancellationRequested)
+                {
+                    var seed = RandomNumberGenerator.GetBytes(32);
+                    try
+                    {
+                        acknowledged.Add((seed, await apiserver.EncryptAsync(seed)));
+                    }
+                    catch (global::Grpc.Core.RpcException)
+                    {
+                        return; // the process died under this call: it was never acknowledged
+                    }
+                }
+            })).ToArray();
+            await Task.Delay(700);
+            plugin.Signal("KILL");
+            await plugin.WaitForExitAsync(TimeSpan.FromSeconds(10));
+            stop.Cancel();
+            await Task.WhenAll(writers);
+        }
+
+        Assert.NotEmpty(acknowledged);
+        await using var restarted = PluginProcess.Start(dir.Path, null, "serve", "--dev");
+        await restarted.WaitUntilServingAsync(socket);
+        await AssertAllDecryptAsync(socket, acknowledged);
+    }
 }
