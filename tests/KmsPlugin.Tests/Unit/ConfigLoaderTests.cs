@@ -81,7 +81,7 @@ public sealed class ConfigLoaderTests
     [InlineData("listen: unix:///run/k.sock\nrootKeys: [{ provider: local, local: { keyFile: /k } }]", "rootKeys[0].name")]
     [InlineData("listen: unix:///run/k.sock\nrootKeys: [{ name: Dev, provider: local, local: { keyFile: /k } }]", "rootKeys[0].name")]
     [InlineData("listen: unix:///run/k.sock\nrootKeys: [{ name: a, provider: local, local: { keyFile: /k } }, { name: a, provider: local, local: { keyFile: /j } }]", "rootKeys[1].name")]
-    [InlineData("listen: unix:///run/k.sock\nrootKeys: [{ name: a, provider: azure }]", "rootKeys[0].provider")]
+    [InlineData("listen: unix:///run/k.sock\nrootKeys: [{ name: a, provider: cloud9 }]", "rootKeys[0].provider")]
     [InlineData("listen: unix:///run/k.sock\nrootKeys: [{ name: a, provider: local }]", "rootKeys[0].local")]
     [InlineData("listen: unix:///run/k.sock\nrootKeys: [{ name: a, provider: local, local: { create: true } }]", "rootKeys[0].local.keyFile")]
     [InlineData("listen: unix:///run/k.sock\nrootKeys: [{ name: a, provider: local, local: { keyFile: /k, create: yes please } }]", "rootKeys[0].local.create")]
