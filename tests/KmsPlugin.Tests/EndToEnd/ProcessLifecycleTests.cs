@@ -11,7 +11,7 @@ public sealed class ProcessLifecycleTests
     internal static async Task<List<(byte[] Seed, EncryptResponse Stored)>> EncryptSomeAsync(string socket, int count)
     {
         using var channel = UnixSocketChannel.Create(socket);
-        var apiserver = new ApiserverEmulator(channel, TimeSpan.FromSeconds(3));
+        var apiserver = new ApiserverEmulator(channel, TimeSpan.FromSeconds(10));
         var stored = new List<(byte[], EncryptResponse)>();
         for (var i = 0; i < count; i++)
         {
@@ -25,7 +25,7 @@ public sealed class ProcessLifecycleTests
     internal static async Task AssertAllDecryptAsync(string socket, IEnumerable<(byte[] Seed, EncryptResponse Stored)> stored)
     {
         using var channel = UnixSocketChannel.Create(socket);
-        var apiserver = new ApiserverEmulator(channel, TimeSpan.FromSeconds(3));
+        var apiserver = new ApiserverEmulator(channel, TimeSpan.FromSeconds(10));
         var status = await apiserver.StatusAsync();
         foreach (var (seed, response) in stored)
         {
@@ -97,7 +97,7 @@ public sealed class ProcessLifecycleTests
         {
             await plugin.WaitUntilServingAsync(socket);
             using var channel = UnixSocketChannel.Create(socket);
-            var apiserver = new ApiserverEmulator(channel, TimeSpan.FromSeconds(3));
+            var apiserver = new ApiserverEmulator(channel, TimeSpan.FromSeconds(10));
             using var stop = new CancellationTokenSource();
             var writers = Enumerable.Range(0, 16).Select(_ => Task.Run(async () =>
             {
