@@ -84,7 +84,7 @@ public sealed class ProcessLifecycleTests
         var (exit, output) = await PluginProcess.RunAsync(dir.Path, null, "serve", "--dev");
         Assert.Equal(2, exit);
         Assert.Contains("another process is already serving", output, StringComparison.Ordinal);
-        Assert.Equal("ok", (await new ApiserverEmulator(UnixSocketChannel.Create(dir.FilePath("kms-plugin.sock")), TimeSpan.FromSeconds(3)).StatusAsync()).Healthz);
+        Assert.Equal("ok", (await new ApiserverEmulator(UnixSocketChannel.Create(dir.FilePath("kms-plugin.sock")), TimeSpan.FromSeconds(10)).StatusAsync()).Healthz);
     }
 
     [Fact]
