@@ -1,0 +1,77 @@
+using KmsPlugin.Configuration;
+using KmsPlugin.TestSupport;
+using YamlDotNet.RepresentationModel;
+
+namespace KmsPlugin.Tests.Unit;
+
+/// <summary>The deployment manifests parse, carry the hardening they promise, and agree on the socket.</summary>
+public sealed class StaticPodManifestTests
+{
+    private static YamlMappingNode Load(string relativePath)
+    {
+        var stream = new YamlStream();
+        stream.Load(new StringReader(File.ReadAllText(Path.Combine(RepositoryRoot.Path, relativePath))));
+        return (YamlMappingNode)stream.Documents[0].RootNode;
+    }
+
+    private static YamlNode At(YamlNode node, params object[] path)
+    {
+        foreach (var step in path)
+        {
+            node = step is int i ? ((YamlSequenceNode)node).Children[i] : ((YamlMappingNode)node).Children[new YamlScalarNode((string)step)];
+        }
+
+        return node;
+    }
+
+    private static string Text(YamlNode node, params object[] path) => ((YamlScalarNode)At(node, path)).Value!;
+
+    [Fact]
+    public void The_plugin_pod_is_hardened_and_probed()
+    {
+        var pod = Load("static-pod/kms-plugin.yaml");
+        Assert.Equal("system-node-critical", Text(pod, "spec", "priorityClassName"));
+        Assert.Equal("true", Text(pod, "spec", "securityContext", "runAsNonRoot"));
+        Assert.Equal("RuntimeDefault", Text(pod, "spec", "securityContext", "seccompProfile", "type"));
+        var container = At(pod, "spec", "containers", 0);
+        Assert.Equal("true", Text(container, "securityContext", "readOnlyRootFilesystem"));
+        Assert.Equal("false", Text(container, "securityContext", "allowPrivilegeEscalation"));
+        Assert.Equal("ALL", Text(container, "securityContext", "capabilities", "drop", 0));
+        Assert.Equal("/livez", Text(container, "livenessProbe", "httpGet", "path"));
+        Assert.Equal("/readyz", Text(container, "readinessProbe", "httpGet", "path"));
+        Assert.NotNull(At(container, "resources", "requests", "memory"));
+    }
+
+    [Fact]
+    public void Plugin_apiserver_and_EncryptionConfiguration_agree_on_the_socket_directory()
+    {
+        var endpoint = Text(Load("EncryptionConfiguration.yaml"), "resources", 0, "providers", 0, "kms", "endpoint");
+        var socketDirectory = Path.GetDirectoryName(ConfigLoader.ParseListen("endpoint", endpoint))!;
+
+        var plugin = Load("static-pod/kms-plugin.yaml");
+        var apiserver = Load("static-pod/kube-apiserver-changes.yaml");
+        Assert.Contains(((YamlSequenceNode)At(plugin, "spec", "containers", 0, "volumeMounts")).Children, m => Text(m, "mountPath") == socketDirectory);
+        Assert.Contains(((YamlSequenceNode)At(plugin, "spec", "volumes")).Children, v => Text(v, "hostPath", "path") == socketDirectory);
+        Assert.Contains(((YamlSequenceNode)At(apiserver, "spec", "containers", 0, "volumeMounts")).Children, m => Text(m, "mountPath") == socketDirectory);
+        Assert.Contains(((YamlSequenceNode)At(apiserver, "spec", "volumes")).Children, v => Text(v, "hostPath", "path") == socketDirectory);
+
+        var flags = ((YamlSequenceNode)At(apiserver, "spec", "containers", 0, "command")).Children.Select(c => ((YamlScalarNode)c).Value).ToList();
+        Assert.Contains("--encryption-provider-config=/etc/kubernetes/enc/EncryptionConfiguration.yaml", flags);
+        Assert.Contains("--encryption-provider-config-automatic-reload=true", flags);
+
+        // The plugin's health port in the probes is the one the example config listens on.
+        var config = ConfigLoader.LoadFile(Path.Combine(RepositoryRoot.Path, "docs", "kms-plugin.example.yaml"));
+        Assert.Equal(config.Health.ListenPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            Text(plugin, "spec", "containers", 0, "livenessProbe", "httpGet", "port"));
+        Assert.Equal(socketDirectory, Path.GetDirectoryName(config.SocketPath));
+    }
+
+    [Fact]
+    public void The_systemd_unit_runs_serve_with_a_config_and_owns_the_socket_directory()
+    {
+        var unit = File.ReadAllText(Path.Combine(RepositoryRoot.Path, "static-pod", "kms-plugin.service"));
+        Assert.Contains("ExecStart=/opt/kms-plugin/kms-plugin serve --config /etc/kms-plugin/config.yaml", unit, StringComparison.Ordinal);
+        Assert.Contains("RuntimeDirectory=kmsplugin", unit, StringComparison.Ordinal);
+        Assert.Contains("Before=kubelet.service", unit, StringComparison.Ordinal);
+    }
+}
