@@ -20,5 +20,8 @@ public sealed record EnvelopeOptions
     /// well inside the apiserver's 1024-byte limit.</summary>
     public int MaxPlaintextBytes { get; init; } = 512;
 
+    /// <summary>How Encrypt protects seeds: the local KEK hierarchy (default) or a root-key wrap per seed.</summary>
+    public EnvelopeMode Mode { get; init; } = EnvelopeMode.Kek;
+
     public const long HardMaxUses = 1L << 32;
 }

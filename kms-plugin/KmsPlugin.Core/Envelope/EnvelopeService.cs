@@ -14,6 +14,7 @@ namespace KmsPlugin.Core.Envelope;
 /// </summary>
 public sealed class EnvelopeService : IDisposable
 {
+    private const string ApiserverWouldReject = "the plugin produced an Encrypt response kube-apiserver would reject: ";
     private readonly RootKeyRing _ring;
     private readonly EnvelopeOptions _options;
     private readonly TimeProvider _time;
@@ -63,13 +64,25 @@ public sealed class EnvelopeService : IDisposable
                 $"plaintext is {plaintext.Length} bytes, more than the maximum of {_options.MaxPlaintextBytes} (kube-apiserver sends {ApiserverLimits.ApiserverSeedBytes})");
         }
 
-        var kek = await AcquireKekForSealAsync(cancellationToken);
+        if (_options.Mode == EnvelopeMode.Direct)
+        {
+            return await EncryptDirectAsync(plaintext, cancellationToken);
+        }
+
+        // Hot path: the current KEK, taken without awaiting (so nothing beyond the result is allocated).
+        var kek = TryAcquireCurrentForSeal(countUse: true) ?? await AcquireKekForSealAsync(cancellationToken);
         try
         {
             var ciphertext = SealedSeedFormat.Seal(kek, plaintext.Span, _random);
-            var result = new EncryptResult(ciphertext, kek.CacheKey.KeyId, [new(WrappedKekAnnotation.Key, kek.WrappedBlob)]);
-            CheckAgainstApiserverRules(result);
-            return result;
+
+            // The key_id and the annotation were checked against the apiserver's rules once, when the KEK was made
+            // (RotateAsync); only the ciphertext's size depends on this call.
+            if (ApiserverRules.CheckCiphertext(ciphertext) is { } problem)
+            {
+                throw new KmsPluginException(KmsErrorKind.Internal, ApiserverWouldReject + problem);
+            }
+
+            return new EncryptResult(ciphertext, kek.CacheKey.KeyId, [new(WrappedKekAnnotation.Key, kek.WrappedBlob)]);
         }
         finally
         {
@@ -83,6 +96,35 @@ public sealed class EnvelopeService : IDisposable
         ArgumentNullException.ThrowIfNull(annotations);
 
         // Everything that can be checked locally is checked before any remote call.
+        CheckKeyIdAndSize(ciphertext, keyId);
+
+        // The format version byte decides, not the current mode: data written in either mode stays readable after a switch.
+        if (DirectSeedFormat.IsDirect(ciphertext.Span))
+        {
+            return await DecryptDirectAsync(ciphertext, keyId, annotations, cancellationToken);
+        }
+
+        var request = CheckSealedRequest(ciphertext, keyId, annotations);
+
+        // Hot path: a cached KEK, opened without awaiting or allocating beyond the plaintext.
+        if (_cache.TryGetCached(request.CacheKey, out var kek))
+        {
+            try
+            {
+                return SealedSeedFormat.Open(kek, ciphertext.Span);
+            }
+            finally
+            {
+                kek.Release();
+            }
+        }
+
+        return await DecryptUncachedAsync(ciphertext, request, cancellationToken);
+    }
+
+    /// <summary>The Decrypt checks shared by both formats: key_id and ciphertext size as the apiserver bounds them.</summary>
+    internal static void CheckKeyIdAndSize(ReadOnlyMemory<byte> ciphertext, string keyId)
+    {
         if (ApiserverRules.CheckKeyId(keyId) is { } keyIdProblem)
         {
             throw KmsPluginException.Invalid(keyIdProblem);
@@ -92,17 +134,19 @@ public sealed class EnvelopeService : IDisposable
         {
             throw KmsPluginException.Invalid($"ciphertext is {ciphertext.Length} bytes, more than the apiserver's maximum of {ApiserverLimits.MaxCiphertextBytes}");
         }
+    }
 
+    /// <summary>
+    /// The local checks of a KEK-sealed Decrypt, before any cache lookup or remote call: the format, exactly our one
+    /// annotation, a key_id we have configured, and an annotation that belongs to this ciphertext (its hash is the
+    /// ciphertext's KEK reference).
+    /// </summary>
+    internal SealedRequest CheckSealedRequest(ReadOnlyMemory<byte> ciphertext, string keyId, IReadOnlyList<KeyValuePair<string, ReadOnlyMemory<byte>>> annotations)
+    {
         SealedSeedFormat.CheckStructure(ciphertext.Span);
         var annotationValue = SingleWrappedKek(annotations);
         var rootKeyWrap = WrappedKekAnnotation.RootKeyWrap(annotationValue);
-
-        if (!_ring.TryGet(keyId, out var rootKey))
-        {
-            throw new KmsPluginException(KmsErrorKind.UnknownKeyId,
-                $"key_id {KeyIdHash.Of(keyId)} is not one of this plugin's root keys (primary key_id {KeyIdHash.Of(CurrentKeyId)}); "
-                + "if the root key that wrote this data was removed from rootKeys, add it back as a decrypt-only entry");
-        }
+        var rootKey = RootKeyFor(keyId);
 
         var blobHash = Hash256.Of(annotationValue.Span);
         if (!blobHash.PrefixEquals(SealedSeedFormat.KekReference(ciphertext.Span)))
@@ -110,9 +154,13 @@ public sealed class EnvelopeService : IDisposable
             throw KmsPluginException.Corrupt($"annotation {WrappedKekAnnotation.Key} does not belong to this ciphertext");
         }
 
-        var cacheKey = new KekCacheKey(keyId, blobHash);
-        var kek = await _cache.GetOrUnwrapAsync(cacheKey, token => UnwrapKekAsync(rootKey, cacheKey, annotationValue, rootKeyWrap, token),
-            _options.RootKeyTimeout, cancellationToken);
+        return new SealedRequest(rootKey, new KekCacheKey(keyId, blobHash), annotationValue, rootKeyWrap);
+    }
+
+    /// <summary>A cache miss: one root-key unwrap, shared by every concurrent request for the same KEK (single flight).</summary>
+    private async Task<byte[]> DecryptUncachedAsync(ReadOnlyMemory<byte> ciphertext, SealedRequest request, CancellationToken cancellationToken)
+    {
+        var kek = await _cache.GetOrUnwrapAsync(request.CacheKey, token => UnwrapKekAsync(request, token), _options.RootKeyTimeout, cancellationToken);
         try
         {
             return SealedSeedFormat.Open(kek, ciphertext.Span);
@@ -126,6 +174,11 @@ public sealed class EnvelopeService : IDisposable
     /// <summary>Makes the first KEK ahead of the first Encrypt, so the apiserver's first call is fast. Failures are left for Encrypt to report.</summary>
     public async Task PrepareAsync(CancellationToken cancellationToken)
     {
+        if (_options.Mode == EnvelopeMode.Direct)
+        {
+            return; // no local KEK in direct mode
+        }
+
         try
         {
             var kek = await AcquireKekForSealAsync(cancellationToken, countUse: false);
@@ -137,11 +190,77 @@ public sealed class EnvelopeService : IDisposable
         }
     }
 
+    /// <summary>Direct mode: the primary root key wraps the seed itself, one remote call per Encrypt (<see cref="DirectSeedFormat"/>).</summary>
+    private async Task<EncryptResult> EncryptDirectAsync(ReadOnlyMemory<byte> plaintext, CancellationToken cancellationToken)
+    {
+        var primary = _ring.Primary;
+        var keyId = primary.KeyId;
+        byte[] wrap;
+        using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+        {
+            timeout.CancelAfter(_options.RootKeyTimeout);
+            try
+            {
+                wrap = await primary.WrapAsync(plaintext, DirectSeedFormat.WrapAssociatedData(keyId), timeout.Token);
+            }
+            catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw new KmsPluginException(KmsErrorKind.RootKeyUnavailable,
+                    $"root key '{primary.Name}' did not wrap the seed within {_options.RootKeyTimeout.TotalSeconds:0.#}s", e);
+            }
+        }
+
+        var result = new EncryptResult(DirectSeedFormat.Encode(wrap), keyId, []);
+        CheckAgainstApiserverRules(result);
+        return result;
+    }
+
+    /// <summary>A direct-wrap ciphertext: one root-key unwrap per call, no cache (the apiserver caches the DEK it derives).</summary>
+    private async Task<byte[]> DecryptDirectAsync(ReadOnlyMemory<byte> ciphertext, string keyId, IReadOnlyList<KeyValuePair<string, ReadOnlyMemory<byte>>> annotations,
+        CancellationToken cancellationToken)
+    {
+        if (annotations.Count != 0)
+        {
+            throw KmsPluginException.Invalid(
+                $"unexpected annotation \"{ApiserverRules.Printable(annotations[0].Key)}\": a direct-wrap ciphertext (format version {DirectSeedFormat.Version2}) comes with none");
+        }
+
+        var rootKeyWrap = DirectSeedFormat.RootKeyWrap(ciphertext);
+        var rootKey = RootKeyFor(keyId);
+        SecretBuffer seed;
+        using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+        {
+            timeout.CancelAfter(_options.RootKeyTimeout);
+            try
+            {
+                seed = await rootKey.UnwrapAsync(rootKeyWrap, DirectSeedFormat.WrapAssociatedData(keyId), timeout.Token);
+            }
+            catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw new KmsPluginException(KmsErrorKind.RootKeyUnavailable,
+                    $"root key '{rootKey.Name}' did not unwrap the seed within {_options.RootKeyTimeout.TotalSeconds:0.#}s", e);
+            }
+        }
+
+        using (seed)
+        {
+            return seed.Span.ToArray();
+        }
+    }
+
+    private IRootKey RootKeyFor(string keyId) =>
+        _ring.TryGet(keyId, out var rootKey)
+            ? rootKey
+            : throw new KmsPluginException(KmsErrorKind.UnknownKeyId,
+                $"key_id {KeyIdHash.Of(keyId)} is not one of this plugin's root keys (primary key_id {KeyIdHash.Of(CurrentKeyId)}); "
+                + "if the root key that wrote this data was removed from rootKeys, add it back as a decrypt-only entry");
+
     private static ReadOnlyMemory<byte> SingleWrappedKek(IReadOnlyList<KeyValuePair<string, ReadOnlyMemory<byte>>> annotations)
     {
         ReadOnlyMemory<byte>? found = null;
-        foreach (var (key, value) in annotations)
+        for (var i = 0; i < annotations.Count; i++) // indexed: foreach over the interface would allocate an enumerator
         {
+            var (key, value) = annotations[i];
             if (key != WrappedKekAnnotation.Key)
             {
                 throw KmsPluginException.Invalid($"unexpected annotation \"{ApiserverRules.Printable(key)}\": this plugin only writes {WrappedKekAnnotation.Key}");
@@ -153,9 +272,9 @@ public sealed class EnvelopeService : IDisposable
         return found ?? throw KmsPluginException.Invalid($"annotation {WrappedKekAnnotation.Key} is missing");
     }
 
-    private async Task<LocalKek> UnwrapKekAsync(IRootKey rootKey, KekCacheKey cacheKey, ReadOnlyMemory<byte> annotationValue, ReadOnlyMemory<byte> rootKeyWrap,
-        CancellationToken flightToken)
+    private async Task<LocalKek> UnwrapKekAsync(SealedRequest request, CancellationToken flightToken)
     {
+        var (rootKey, cacheKey, annotationValue, rootKeyWrap) = request;
         SecretBuffer secret;
         try
         {
@@ -176,23 +295,34 @@ public sealed class EnvelopeService : IDisposable
         return new LocalKek(secret, cacheKey, annotationValue.ToArray(), _time.GetUtcNow());
     }
 
+    /// <summary>The current KEK, acquired and (with <paramref name="countUse"/>) counted, if it may still seal; else null.</summary>
+    private LocalKek? TryAcquireCurrentForSeal(bool countUse)
+    {
+        var current = Volatile.Read(ref _current);
+        if (current is not null && current.TryAcquire())
+        {
+            if (RotationReason(current) is null && (!countUse || current.CountSeal() <= _options.MaxUses))
+            {
+                return current;
+            }
+
+            current.Release();
+        }
+
+        return null;
+    }
+
     private async Task<LocalKek> AcquireKekForSealAsync(CancellationToken cancellationToken, bool countUse = true)
     {
         while (true)
         {
-            var current = Volatile.Read(ref _current);
-            if (current is not null && current.TryAcquire())
+            var stale = Volatile.Read(ref _current);
+            if (TryAcquireCurrentForSeal(countUse) is { } kek)
             {
-                var reason = RotationReason(current);
-                if (reason is null && (!countUse || current.CountSeal() <= _options.MaxUses))
-                {
-                    return current;
-                }
-
-                current.Release();
+                return kek;
             }
 
-            await RotateAsync(current, cancellationToken);
+            await RotateAsync(stale, cancellationToken);
         }
     }
 
@@ -241,6 +371,14 @@ public sealed class EnvelopeService : IDisposable
                 }
 
                 var annotationValue = WrappedKekAnnotation.Encode(wrap);
+
+                // Checked here, once per KEK, rather than on every Encrypt: every seal under this KEK returns this key_id and annotation.
+                if ((ApiserverRules.CheckKeyId(primary.KeyId)
+                        ?? ApiserverRules.CheckAnnotations([new(WrappedKekAnnotation.Key, annotationValue.Length)])) is { } problem)
+                {
+                    throw new KmsPluginException(KmsErrorKind.Internal, ApiserverWouldReject + problem);
+                }
+
                 kek = new LocalKek(secret, new KekCacheKey(primary.KeyId, Hash256.Of(annotationValue)), annotationValue, _time.GetUtcNow());
             }
             catch
@@ -269,7 +407,7 @@ public sealed class EnvelopeService : IDisposable
             ?? ApiserverRules.CheckAnnotations(result.Annotations.Select(a => new KeyValuePair<string, int>(a.Key, a.Value.Length)));
         if (problem is not null)
         {
-            throw new KmsPluginException(KmsErrorKind.Internal, "the plugin produced an Encrypt response kube-apiserver would reject: " + problem);
+            throw new KmsPluginException(KmsErrorKind.Internal, ApiserverWouldReject + problem);
         }
     }
 

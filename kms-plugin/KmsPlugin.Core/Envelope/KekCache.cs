@@ -1,3 +1,5 @@
+using System.Diagnostics.CodeAnalysis;
+
 namespace KmsPlugin.Core.Envelope;
 
 /// <summary>
@@ -45,6 +47,28 @@ internal sealed class KekCache : IDisposable
         {
             InsertLocked(kek);
         }
+    }
+
+    /// <summary>
+    /// The hot path: an acquired KEK when it is cached (the caller must <see cref="LocalKek.Release"/> it), without
+    /// allocating; false on a miss, which the caller then resolves with <see cref="GetOrUnwrapAsync"/>.
+    /// </summary>
+    public bool TryGetCached(KekCacheKey key, [NotNullWhen(true)] out LocalKek? kek)
+    {
+        lock (_lock)
+        {
+            if (_entries.TryGetValue(key, out var node) && node.Value.TryAcquire())
+            {
+                _lru.Remove(node);
+                _lru.AddFirst(node);
+                Interlocked.Increment(ref _hits);
+                kek = node.Value;
+                return true;
+            }
+        }
+
+        kek = null;
+        return false;
     }
 
     /// <summary>

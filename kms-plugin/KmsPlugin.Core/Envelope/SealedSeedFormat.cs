@@ -50,7 +50,7 @@ internal static class SealedSeedFormat
 
         if (sealedValue[0] != Version1)
         {
-            throw KmsPluginException.Invalid($"ciphertext has unknown format version {sealedValue[0]} (this plugin writes version {Version1}); it was not made by this plugin");
+            throw KmsPluginException.Invalid($"ciphertext has unknown format version {sealedValue[0]} (this plugin writes version {Version1}, and {DirectSeedFormat.Version2} in direct mode); it was not made by this plugin");
         }
 
         if (sealedValue.Length <= Overhead)

@@ -24,6 +24,7 @@ public static class Commands
           status    ask a running plugin for its Status (version, healthz, key_id)
           probe     check a running plugin like kube-apiserver does: Status, Encrypt and Decrypt of a random seed
           doctor    check a configuration before use: fields, socket path, each root key, the key_id it gives
+          audit     read etcd: what is stored in plaintext or under which provider and key_id (before retiring a key)
           version   print the plugin version
 
         Run 'kms-plugin COMMAND --help' for a command's options.
@@ -73,6 +74,7 @@ public static class Commands
             "status" => (StatusHelp, StatusAsync),
             "probe" => (ProbeHelp, ProbeAsync),
             "doctor" => (DoctorCommand.Help, DoctorAsync),
+            "audit" => (AuditCommand.Help, line => AuditCommand.RunAsync(line, Console.Out, Console.Error)),
             "version" => ("Usage: kms-plugin version", _ => Task.FromResult(PrintVersion())),
             _ => (null!, null!),
         };
@@ -87,6 +89,7 @@ public static class Commands
             var spec = args[0] switch
             {
                 "serve" or "doctor" => ServeOptions,
+                "audit" => AuditCommand.Options,
                 "version" => [],
                 _ => ClientOptions,
             };

@@ -58,7 +58,7 @@ public static class ConfigLoader
         }
 
         var top = new ConfigNode(root, "");
-        top.AllowOnly("listen", "socketGroup", "statusVersion", "kek", "rootKeys", "health", "logging", "rootKeyTimeout", "shutdownTimeout");
+        top.AllowOnly("listen", "socketGroup", "statusVersion", "kek", "envelope", "rootKeys", "health", "logging", "rootKeyTimeout", "shutdownTimeout");
 
         var listen = listenOverride ?? top.Text("listen") ?? throw new ConfigException("listen", "is required (e.g. unix:///var/run/kmsplugin/kms.sock)");
         var config = new PluginConfig
@@ -67,6 +67,7 @@ public static class ConfigLoader
             SocketGroup = top.Text("socketGroup") is { } group ? RequireGroupName("socketGroup", group) : null,
             StatusVersion = top.Text("statusVersion") is { } version ? OneOf("statusVersion", version, "v2", "v2beta1") : "v2",
             Kek = ParseKek(top.Mapping("kek")),
+            EnvelopeMode = ParseEnvelopeMode(top.Mapping("envelope")),
             RootKeys = ParseRootKeys(top, baseDirectory),
             Health = ParseHealth(top.Mapping("health")),
             Logging = ParseLogging(top.Mapping("logging")),
@@ -123,6 +124,19 @@ public static class ConfigLoader
             MaxAge = kek.Duration("maxAge", TimeSpan.FromDays(7), TimeSpan.FromMinutes(1), TimeSpan.FromDays(90)),
             CacheSize = (int)kek.WholeNumber("cacheSize", 1000, 1, 1_000_000),
         };
+    }
+
+    private static EnvelopeMode ParseEnvelopeMode(ConfigNode? envelope)
+    {
+        if (envelope is null)
+        {
+            return EnvelopeMode.Kek;
+        }
+
+        envelope.AllowOnly("mode");
+        return envelope.Text("mode") is { } mode && OneOf(envelope.Field("mode"), mode, "kek", "direct") == "direct"
+            ? EnvelopeMode.Direct
+            : EnvelopeMode.Kek;
     }
 
     private static List<RootKeyConfig> ParseRootKeys(ConfigNode top, string baseDirectory)

@@ -14,6 +14,9 @@ public sealed record PluginConfig
 
     public required KekConfig Kek { get; init; }
 
+    /// <summary><c>envelope.mode</c>: the local KEK hierarchy (default), or a root-key wrap per seed for comparison benchmarks.</summary>
+    public Core.Envelope.EnvelopeMode EnvelopeMode { get; init; } = Core.Envelope.EnvelopeMode.Kek;
+
     /// <summary>First entry is the primary (wraps new KEKs); the rest are decrypt-only.</summary>
     public required IReadOnlyList<RootKeyConfig> RootKeys { get; init; }
 

@@ -12,6 +12,10 @@ public static class RootKeyProviders
     [
         LocalProviderConfig.Provider,
         Pkcs11ProviderConfig.Provider,
+        AwsProviderConfig.Provider,
+        VaultProviderConfig.Provider,
+        AzureProviderConfig.Provider,
+        GcpProviderConfig.Provider,
     ];
 
     public static IEnumerable<string> Names => All.Select(p => p.Name);

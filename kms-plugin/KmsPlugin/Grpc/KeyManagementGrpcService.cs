@@ -43,8 +43,9 @@ public sealed class KeyManagementGrpcService(EnvelopeService envelope, RootKeyHe
             Ciphertext = UnsafeByteOperations.UnsafeWrap(result.Ciphertext),
             KeyId = result.KeyId,
         };
-        foreach (var (key, value) in result.Annotations)
+        for (var i = 0; i < result.Annotations.Count; i++) // indexed: foreach over the interface would allocate an enumerator
         {
+            var (key, value) = result.Annotations[i];
             response.Annotations.Add(key, UnsafeByteOperations.UnsafeWrap(value));
         }
 
@@ -65,11 +66,12 @@ public sealed class KeyManagementGrpcService(EnvelopeService envelope, RootKeyHe
         var plaintext = await envelope.DecryptAsync(request.Ciphertext.Memory, request.KeyId, annotations, context.CancellationToken);
 
         // The response is serialized after this method returns; zero the seed once it has been sent.
-        context.GetHttpContext().Response.OnCompleted(() =>
+        // A static callback with the seed as state: no closure to allocate on every call.
+        context.GetHttpContext().Response.OnCompleted(static seed =>
         {
-            CryptographicOperations.ZeroMemory(plaintext);
+            CryptographicOperations.ZeroMemory((byte[])seed);
             return Task.CompletedTask;
-        });
+        }, plaintext);
         return new DecryptResponse { Plaintext = UnsafeByteOperations.UnsafeWrap(plaintext) };
     }
 }

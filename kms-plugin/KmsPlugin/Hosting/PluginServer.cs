@@ -82,6 +82,7 @@ public static class PluginServer
                 MaxAge = config.Kek.MaxAge,
                 CacheSize = config.Kek.CacheSize,
                 RootKeyTimeout = config.RootKeyTimeout,
+                Mode = config.EnvelopeMode,
             },
             dependencies.Time,
             dependencies.Random,
@@ -124,6 +125,11 @@ public static class PluginServer
         {
             logger.LogWarning("DEVELOPMENT MODE: the root key is a local file ({KeyFile}); never use --dev for a real cluster",
                 (config.RootKeys[0].Settings as Configuration.Providers.LocalRootKeyConfig)?.KeyFile);
+        }
+
+        if (config.EnvelopeMode == EnvelopeMode.Direct)
+        {
+            logger.LogWarning("envelope mode direct: every Encrypt and Decrypt calls the root key (no local KEK); meant for comparison benchmarks");
         }
 
         foreach (var key in ring.Keys)

@@ -1,0 +1,3 @@
+using KmsPlugin.LoadGenerator;
+
+return await BenchCommands.RunAsync(args);

@@ -1,0 +1,213 @@
+using System.Security.Cryptography;
+using Grpc.Core;
+using KmsPlugin.Client;
+using KmsPlugin.Configuration;
+using KmsPlugin.Core.Envelope;
+using KmsPlugin.TestSupport;
+
+namespace KmsPlugin.Aws.Tests;
+
+/// <summary>
+/// The plugin with an aws root key, configured from YAML (web identity against the fake's STS, the fake as KMS
+/// endpoint), through its real Unix socket the way kube-apiserver talks to it.
+/// </summary>
+public sealed class AwsEndToEndTests : IAsyncLifetime, IDisposable
+{
+    private const string Jwt = "eyJhbGciOiJSUzI1NiJ9.e2e.sig";
+    private readonly TempDirectory _dir = new();
+    private FakeAwsKms _kms = null!;
+    private FakeKmsKey _key = null!;
+    private int _sockets;
+
+    public async Task InitializeAsync()
+    {
+        _kms = await FakeAwsKms.StartAsync();
+        _key = _kms.CreateKey("alias/k8s-secrets");
+        _kms.AcceptedWebIdentityTokens[Jwt] = true;
+        await File.WriteAllTextAsync(_dir.FilePath("aws-token"), Jwt);
+    }
+
+    public async Task DisposeAsync() => await _kms.DisposeAsync();
+
+    public void Dispose() => _dir.Dispose();
+
+    private string Yaml(string keyId) => $"""
+        listen: unix://{_dir.FilePath($"kms-{Interlocked.Increment(ref _sockets)}.sock")}
+        rootKeyTimeout: 3s
+        rootKeys:
+          - name: aws-prod
+            provider: aws
+            aws:
+              keyId: {keyId}
+              region: {FakeAwsKms.Region}
+              endpoint: {_kms.Endpoint}
+              networkTimeout: 1s
+              retryBaseDelay: 1ms
+              retryMaxDelay: 5ms
+              encryptionContext:
+                - key: cluster
+                  value: e2e
+              credentials:
+                source: webIdentity
+                roleArn: arn:aws:iam::{FakeAwsKms.Account}:role/kms-plugin
+                tokenFile: aws-token
+                stsEndpoint: {_kms.Endpoint}
+        """;
+
+    private async Task<PluginHost> StartAsync(string? keyId = null)
+    {
+        var config = ConfigLoader.Parse(Yaml(keyId ?? _key.Arn), _dir.Path) with { Logging = new LoggingConfig { Level = LogLevel.Warning } };
+        var plugin = await PluginHost.StartAsync(config);
+        await plugin.WaitForProbeAsync();
+        return plugin;
+    }
+
+    [Fact]
+    public async Task Status_encrypt_decrypt_over_the_socket_pass_the_apiservers_checks()
+    {
+        await using var plugin = await StartAsync();
+
+        var status = await plugin.Apiserver.StatusAsync();
+        var report = await plugin.Apiserver.ProbeAsync();
+
+        Assert.True(report.Ok, string.Join('\n', report.Lines));
+        Assert.Equal("ok", status.Healthz);
+        Assert.StartsWith("aws-", status.KeyId, StringComparison.Ordinal);
+        Assert.Null(ApiserverEmulator.CheckStatus(status));
+        Assert.Contains(Jwt, _kms.WebIdentityTokensSeen);
+        Assert.All(_kms.Requests, r => Assert.Equal("e2e", r.Context["cluster"]));
+        Assert.All(_kms.Requests, r => Assert.True(r.Context.ContainsKey(AwsEncryptionContext.AssociatedDataKey)));
+    }
+
+    [Fact]
+    public async Task An_alias_and_the_ARN_it_names_report_the_same_key_id()
+    {
+        string byAlias;
+        await using (var plugin = await StartAsync("alias/k8s-secrets"))
+        {
+            byAlias = (await plugin.Apiserver.StatusAsync()).KeyId;
+        }
+
+        await using var byArn = await StartAsync();
+        Assert.Equal(byAlias, (await byArn.Apiserver.StatusAsync()).KeyId);
+    }
+
+    [Fact]
+    public async Task After_AWS_rotates_the_key_the_key_id_is_unchanged_and_old_data_decrypts()
+    {
+        var seed = RandomNumberGenerator.GetBytes(32);
+        Protocol.V2.EncryptResponse stored;
+        await using (var before = await StartAsync())
+        {
+            stored = await before.Apiserver.EncryptAsync(seed);
+        }
+
+        _key.Rotate();
+        await using var after = await StartAsync();
+
+        Assert.Equal(stored.KeyId, (await after.Apiserver.StatusAsync()).KeyId);
+        Assert.Equal(seed, await after.Apiserver.DecryptAsync(stored));
+    }
+
+    public static TheoryData<FaultKind, StatusCode, int, string> SocketFaults => new()
+    {
+        { FaultKind.InternalError, StatusCode.Unavailable, 3, "KMSInternalException" },
+        { FaultKind.ServiceUnavailable, StatusCode.Unavailable, 3, "503" },
+        { FaultKind.Throttling, StatusCode.ResourceExhausted, 3, "ThrottlingException" },
+        { FaultKind.AccessDenied, StatusCode.FailedPrecondition, 1, "AccessDeniedException" },
+        { FaultKind.Disabled, StatusCode.FailedPrecondition, 1, "DisabledException" },
+        { FaultKind.TamperCiphertext, StatusCode.DataLoss, 1, "InvalidCiphertextException" },
+    };
+
+    [Theory]
+    [MemberData(nameof(SocketFaults))]
+    public async Task A_KMS_fault_gives_its_gRPC_code_and_healthz_reason_while_cached_KEK_traffic_keeps_working(FaultKind fault, StatusCode code,
+        int attempts, string reason)
+    {
+        // Data written by one plugin instance; a restarted instance has not unwrapped its KEK yet.
+        var oldSeed = RandomNumberGenerator.GetBytes(32);
+        Protocol.V2.EncryptResponse stored;
+        await using (var writer = await StartAsync())
+        {
+            stored = await writer.Apiserver.EncryptAsync(oldSeed);
+        }
+
+        await using var plugin = await StartAsync();
+        var ownSeed = RandomNumberGenerator.GetBytes(32);
+        var own = await plugin.Apiserver.EncryptAsync(ownSeed); // this instance's KEK, cached
+        var decryptsBefore = _kms.Calls("Decrypt");
+        _kms.Fault = new FakeFault(fault, "Decrypt");
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => plugin.Apiserver.DecryptAsync(stored));
+        Assert.Equal(code, error.StatusCode);
+        Assert.Contains(reason, error.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal(attempts, _kms.Calls("Decrypt") - decryptsBefore);
+
+        // Everything under the cached KEK still works without KMS.
+        Assert.Equal(ownSeed, await plugin.Apiserver.DecryptAsync(own));
+        var newSeed = RandomNumberGenerator.GetBytes(32);
+        Assert.Equal(newSeed, await plugin.Apiserver.DecryptAsync(await plugin.Apiserver.EncryptAsync(newSeed)));
+
+        // The background probe (wrap + unwrap of a canary) reports the fault in Status.
+        await plugin.App.Services.GetRequiredService<RootKeyHealthMonitor>().ProbeOnceAsync(CancellationToken.None);
+        var status = await plugin.Apiserver.StatusAsync();
+        Assert.Contains("aws-prod", status.Healthz, StringComparison.Ordinal);
+        Assert.Contains(reason, status.Healthz, StringComparison.Ordinal);
+
+        _kms.Fault = null;
+        Assert.Equal(oldSeed, await plugin.Apiserver.DecryptAsync(stored));
+    }
+
+    [Fact]
+    public async Task A_KMS_slower_than_the_deadline_gives_DeadlineExceeded_and_the_plugin_keeps_serving()
+    {
+        var oldSeed = RandomNumberGenerator.GetBytes(32);
+        Protocol.V2.EncryptResponse stored;
+        await using (var writer = await StartAsync())
+        {
+            stored = await writer.Apiserver.EncryptAsync(oldSeed);
+        }
+
+        await using var plugin = await StartAsync();
+        var own = await plugin.Apiserver.EncryptAsync(oldSeed);
+        _kms.Fault = new FakeFault(FaultKind.None, "Decrypt", latency: TimeSpan.FromSeconds(30));
+        var impatient = new ApiserverEmulator(plugin.Channel, TimeSpan.FromMilliseconds(300));
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => impatient.DecryptAsync(stored));
+
+        Assert.Equal(StatusCode.DeadlineExceeded, error.StatusCode);
+        Assert.Equal("ok", (await plugin.Apiserver.StatusAsync()).Healthz);
+        Assert.Equal(oldSeed, await plugin.Apiserver.DecryptAsync(own));
+    }
+
+    [Fact]
+    public async Task No_AWS_secret_key_session_token_or_JWT_reaches_the_logs_Status_or_gRPC_errors()
+    {
+        var seed = RandomNumberGenerator.GetBytes(32);
+        Protocol.V2.EncryptResponse stored;
+        await using (var writer = await StartAsync())
+        {
+            stored = await writer.Apiserver.EncryptAsync(seed);
+        }
+
+        using var logs = new CapturingLoggerProvider();
+        var config = ConfigLoader.Parse(Yaml(_key.Arn), _dir.Path) with { Logging = new LoggingConfig { Level = LogLevel.Debug } };
+        await using var plugin = await PluginHost.StartAsync(config, new Hosting.ServerDependencies { ExtraLogger = logs });
+        await plugin.WaitForProbeAsync();
+        var texts = new List<string>();
+        _kms.Fault = new FakeFault(FaultKind.AccessDenied, "Decrypt");
+        texts.Add((await Assert.ThrowsAsync<RpcException>(() => plugin.Apiserver.DecryptAsync(stored))).Status.Detail);
+        await plugin.App.Services.GetRequiredService<RootKeyHealthMonitor>().ProbeOnceAsync(CancellationToken.None);
+        texts.Add((await plugin.Apiserver.StatusAsync()).Healthz);
+        await plugin.DisposeAsync();
+        texts.AddRange(logs.Lines);
+
+        var secrets = _kms.IssuedSecrets.Append(Jwt).ToList();
+        Assert.True(secrets.Count >= 3);
+        Assert.NotEmpty(logs.Lines);
+        foreach (var secret in secrets)
+        {
+            Assert.DoesNotContain(texts, text => text.Contains(secret, StringComparison.Ordinal));
+        }
+    }
+}

@@ -1,0 +1,185 @@
+using System.Security.Cryptography;
+using Grpc.Core;
+using KmsPlugin.Core.Envelope;
+using KmsPlugin.Protocol.V2;
+using KmsPlugin.TestSupport;
+
+namespace KmsPlugin.Azure.Tests;
+
+/// <summary>
+/// Faults injected into the fake vault's unwrapkey, seen through the plugin's socket: the gRPC code, the number of
+/// attempts the shared retry policy made (default 3), the healthz reason, cached-KEK traffic unaffected throughout,
+/// and recovery once the fault clears.
+/// </summary>
+public sealed class FaultTests
+{
+    /// <summary>A plugin whose own KEK is cached, plus a ciphertext from an earlier plugin whose KEK it must unwrap remotely.</summary>
+    private sealed class Scenario : IAsyncDisposable
+    {
+        private Scenario(AzureTestBed bed, PluginHost plugin, byte[] storedSeed, EncryptResponse stored, byte[] cachedSeed, EncryptResponse cached)
+        {
+            Bed = bed;
+            Plugin = plugin;
+            StoredSeed = storedSeed;
+            Stored = stored;
+            CachedSeed = cachedSeed;
+            Cached = cached;
+        }
+
+        public AzureTestBed Bed { get; }
+
+        public PluginHost Plugin { get; }
+
+        public byte[] StoredSeed { get; }
+
+        public EncryptResponse Stored { get; }
+
+        public byte[] CachedSeed { get; }
+
+        public EncryptResponse Cached { get; }
+
+        public static async Task<Scenario> StartAsync()
+        {
+            var bed = await AzureTestBed.StartAsync();
+            bed.Vault.AddRsaVersion(AzureTestBed.KeyName);
+            var storedSeed = RandomNumberGenerator.GetBytes(32);
+            EncryptResponse stored;
+            await using (var writer = await PluginHost.StartAsync(bed.PluginConfig(bed.RootKeyYaml())))
+            {
+                stored = await writer.Apiserver.EncryptAsync(storedSeed);
+            }
+
+            var plugin = await PluginHost.StartAsync(bed.PluginConfig(bed.RootKeyYaml()));
+            await plugin.WaitForProbeAsync();
+            var cachedSeed = RandomNumberGenerator.GetBytes(32);
+            var cached = await plugin.Apiserver.EncryptAsync(cachedSeed);
+            return new Scenario(bed, plugin, storedSeed, stored, cachedSeed, cached);
+        }
+
+        public async Task AssertCachedTrafficWorksAsync()
+        {
+            Assert.Equal(CachedSeed, await Plugin.Apiserver.DecryptAsync(Cached));
+            var seed = RandomNumberGenerator.GetBytes(32);
+            Assert.Equal(seed, await Plugin.Apiserver.DecryptAsync(await Plugin.Apiserver.EncryptAsync(seed)));
+        }
+
+        public async Task<string> ProbeHealthzAsync()
+        {
+            await Plugin.App.Services.GetRequiredService<RootKeyHealthMonitor>().ProbeOnceAsync(CancellationToken.None);
+            return (await Plugin.Apiserver.StatusAsync()).Healthz;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await Plugin.DisposeAsync();
+            await Bed.DisposeAsync();
+        }
+    }
+
+    [Theory]
+    [InlineData("503 always: retried, then Unavailable", FaultAction.Error, 503, "ServiceUnavailable", null, null, int.MaxValue, StatusCode.Unavailable, 3, "HTTP 503")]
+    [InlineData("500 twice: retried, then success", FaultAction.Error, 500, "InternalServerError", null, null, 2, StatusCode.OK, 3, null)]
+    [InlineData("429 with Retry-After 0 once: honoured, then success", FaultAction.Error, 429, "Throttled", null, "0", 1, StatusCode.OK, 2, null)]
+    [InlineData("429 always: retried, then ResourceExhausted", FaultAction.Error, 429, "Throttled", null, null, int.MaxValue, StatusCode.ResourceExhausted, 3, "HTTP 429")]
+    [InlineData("429 with a Retry-After past the retry budget: reported at once", FaultAction.Error, 429, "Throttled", null, "30", int.MaxValue, StatusCode.ResourceExhausted, 1, "HTTP 429")]
+    [InlineData("403 permission denied: not retried", FaultAction.Error, 403, "Forbidden", "ForbiddenByRbac", null, int.MaxValue, StatusCode.FailedPrecondition, 1, "ForbiddenByRbac")]
+    [InlineData("403 disabled key: not retried", FaultAction.Error, 403, "Forbidden", "KeyDisabled", null, int.MaxValue, StatusCode.FailedPrecondition, 1, "disabled")]
+    [InlineData("404 key deleted: not retried", FaultAction.Error, 404, "KeyNotFound", null, null, int.MaxValue, StatusCode.FailedPrecondition, 1, "KeyNotFound")]
+    [InlineData("a corrupted unwrap result: DataLoss", FaultAction.CorruptResult, 200, null, null, null, int.MaxValue, StatusCode.DataLoss, 1, "digest mismatch")]
+    [InlineData("a truncated unwrap result: DataLoss", FaultAction.TruncateResult, 200, null, null, null, int.MaxValue, StatusCode.DataLoss, 1, "digest mismatch")]
+    public async Task An_injected_vault_fault_maps_to_its_gRPC_code_with_bounded_retries_while_cached_KEKs_keep_serving(
+        string scenario, FaultAction action, int status, string? code, string? innerCode, string? retryAfter, int times,
+        StatusCode expected, int expectedRequests, string? reasonFragment)
+    {
+        Assert.NotEmpty(scenario);
+        await using var s = await Scenario.StartAsync();
+        s.Bed.Vault.Faults.Add(new Fault
+        {
+            Operation = "unwrapkey",
+            Action = action,
+            Status = status,
+            Code = code,
+            InnerCode = innerCode,
+            RetryAfter = retryAfter,
+            Times = times,
+        });
+        var before = s.Bed.Vault.Requests("unwrapkey");
+
+        if (expected == StatusCode.OK)
+        {
+            Assert.Equal(s.StoredSeed, await s.Plugin.Apiserver.DecryptAsync(s.Stored));
+        }
+        else
+        {
+            var error = await Assert.ThrowsAsync<RpcException>(() => s.Plugin.Apiserver.DecryptAsync(s.Stored));
+            Assert.Equal(expected, error.StatusCode);
+            Assert.Contains(reasonFragment!, error.Status.Detail, StringComparison.Ordinal);
+            Assert.Contains("root key 'akv'", error.Status.Detail, StringComparison.Ordinal);
+            Assert.DoesNotContain("fake-at-", error.Status.Detail, StringComparison.Ordinal); // never a token
+        }
+
+        Assert.Equal(expectedRequests, s.Bed.Vault.Requests("unwrapkey") - before);
+        await s.AssertCachedTrafficWorksAsync();
+
+        if (expected != StatusCode.OK)
+        {
+            var healthz = await s.ProbeHealthzAsync();
+            Assert.NotEqual("ok", healthz);
+            Assert.Contains(reasonFragment!, healthz, StringComparison.Ordinal);
+            await s.AssertCachedTrafficWorksAsync();
+        }
+
+        s.Bed.Vault.Faults.Clear();
+        Assert.Equal(s.StoredSeed, await s.Plugin.Apiserver.DecryptAsync(s.Stored));
+        Assert.Equal("ok", await s.ProbeHealthzAsync());
+    }
+
+    [Fact]
+    public async Task A_revoked_token_is_re_acquired_once_and_a_second_401_is_FailedPrecondition()
+    {
+        await using var s = await Scenario.StartAsync();
+        s.Bed.Vault.RevokeTokens();
+        var before = s.Bed.Vault.Requests("unwrapkey");
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => s.Plugin.Apiserver.DecryptAsync(s.Stored));
+
+        Assert.Equal(StatusCode.FailedPrecondition, error.StatusCode);
+        Assert.Contains("HTTP 401", error.Status.Detail, StringComparison.Ordinal);
+        Assert.Contains("freshly acquired token", error.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal(2, s.Bed.Vault.Requests("unwrapkey") - before);
+        await s.AssertCachedTrafficWorksAsync();
+    }
+
+    [Fact]
+    public async Task A_claims_challenge_after_revocation_gets_a_fresh_token_and_the_call_succeeds()
+    {
+        await using var s = await Scenario.StartAsync();
+        s.Bed.Vault.ClaimsChallenge = true;
+        s.Bed.Vault.RevokeTokens();
+        var unwrapsBefore = s.Bed.Vault.Requests("unwrapkey");
+        var tokensBefore = s.Bed.Vault.TokenRequests.Count;
+
+        Assert.Equal(s.StoredSeed, await s.Plugin.Apiserver.DecryptAsync(s.Stored));
+
+        Assert.Equal(2, s.Bed.Vault.Requests("unwrapkey") - unwrapsBefore);
+        var renewal = Assert.Single(s.Bed.Vault.TokenRequests.Skip(tokensBefore));
+        Assert.Contains("nbf", renewal.GetValueOrDefault("claims") ?? "", StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task An_Entra_ID_outage_while_the_token_must_be_renewed_is_Unavailable_after_bounded_retries()
+    {
+        await using var s = await Scenario.StartAsync();
+        s.Bed.Vault.ClaimsChallenge = true; // forces a token request on the next call
+        s.Bed.Vault.RevokeTokens();
+        s.Bed.Vault.Faults.Add(new Fault { Operation = "token", Status = 503, Code = "temporarily_unavailable" });
+        var tokensBefore = s.Bed.Vault.TokenRequests.Count;
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => s.Plugin.Apiserver.DecryptAsync(s.Stored));
+
+        Assert.Equal(StatusCode.Unavailable, error.StatusCode);
+        Assert.Contains("Entra ID token request failed", error.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal(3, s.Bed.Vault.TokenRequests.Count - tokensBefore);
+        await s.AssertCachedTrafficWorksAsync();
+    }
+}

@@ -1,0 +1,94 @@
+using System.Security.Cryptography;
+using Grpc.Core;
+using KmsPlugin.Client;
+using KmsPlugin.Core.RootKeys;
+using KmsPlugin.Gcp.Tests.Fakes;
+using KmsPlugin.TestSupport;
+
+namespace KmsPlugin.Gcp.Tests;
+
+/// <summary>The whole plugin, configured from YAML with a gcp root key, over its Unix socket as kube-apiserver uses it.</summary>
+public sealed class PluginTests
+{
+    [Fact]
+    public async Task Status_encrypt_decrypt_with_a_gcp_root_key_pass_the_apiservers_checks()
+    {
+        await using var bed = await GcpTestBed.StartAsync();
+        bed.Kms.AddVersion();
+        await using var plugin = await PluginHost.StartAsync(bed.PluginConfig(bed.RootKeyYaml()));
+        await plugin.WaitForProbeAsync();
+
+        var status = await plugin.Apiserver.StatusAsync();
+        Assert.Equal("ok", status.Healthz);
+        Assert.Equal(KeyIds.Derive("gcp", $"{FakeCloudKms.CryptoKey}/cryptoKeyVersions/1"), status.KeyId);
+
+        var seed = RandomNumberGenerator.GetBytes(32);
+        var encrypted = await plugin.Apiserver.EncryptAsync(seed);
+        Assert.Null(ApiserverEmulator.CheckEncrypt(encrypted, status.KeyId));
+        Assert.Equal(seed, await plugin.Apiserver.DecryptAsync(encrypted));
+        var report = await plugin.Apiserver.ProbeAsync();
+        Assert.True(report.Ok, string.Join('\n', report.Lines));
+    }
+
+    [Fact]
+    public async Task After_the_primary_version_moves_the_reopened_plugin_reports_a_new_key_id_and_old_ciphertexts_still_decrypt()
+    {
+        await using var bed = await GcpTestBed.StartAsync();
+        bed.Kms.AddVersion();
+        var seeds = Enumerable.Range(0, 3).Select(_ => RandomNumberGenerator.GetBytes(32)).ToList();
+        var stored = new List<Protocol.V2.EncryptResponse>();
+        string oldKeyId;
+        await using (var before = await PluginHost.StartAsync(bed.PluginConfig(bed.RootKeyYaml())))
+        {
+            oldKeyId = (await before.Apiserver.StatusAsync()).KeyId;
+            foreach (var seed in seeds)
+            {
+                stored.Add(await before.Apiserver.EncryptAsync(seed));
+            }
+        }
+
+        bed.Kms.AddVersion(makePrimary: true);
+
+        // The primary follows the new version; version 1 stays configured (pinned) as decrypt-only.
+        await using var after = await PluginHost.StartAsync(bed.PluginConfig(bed.RootKeyYaml("gcpkms"), bed.RootKeyYaml("gcpkms-v1", "1")));
+        var newKeyId = (await after.Apiserver.StatusAsync()).KeyId;
+        Assert.NotEqual(oldKeyId, newKeyId);
+        Assert.Equal(KeyIds.Derive("gcp", $"{FakeCloudKms.CryptoKey}/cryptoKeyVersions/2"), newKeyId);
+        var decryptsBefore = bed.Kms.Requests("decrypt");
+        for (var i = 0; i < seeds.Count; i++)
+        {
+            Assert.Equal(seeds[i], await after.Apiserver.DecryptAsync(stored[i]));
+        }
+
+        Assert.Equal(1, bed.Kms.Requests("decrypt") - decryptsBefore);
+        var fresh = await after.Apiserver.EncryptAsync(seeds[0]);
+        Assert.Equal(newKeyId, fresh.KeyId);
+        Assert.Equal(seeds[0], await after.Apiserver.DecryptAsync(fresh));
+    }
+
+    [Fact]
+    public async Task A_KMS_slower_than_the_apiservers_deadline_gives_DeadlineExceeded_and_the_plugin_keeps_serving()
+    {
+        await using var bed = await GcpTestBed.StartAsync();
+        bed.Kms.AddVersion();
+        var seed = RandomNumberGenerator.GetBytes(32);
+        Protocol.V2.EncryptResponse stored;
+        await using (var writer = await PluginHost.StartAsync(bed.PluginConfig(bed.RootKeyYaml())))
+        {
+            stored = await writer.Apiserver.EncryptAsync(seed);
+        }
+
+        await using var plugin = await PluginHost.StartAsync(bed.PluginConfig(bed.RootKeyYaml()));
+        var cachedSeed = RandomNumberGenerator.GetBytes(32);
+        var cached = await plugin.Apiserver.EncryptAsync(cachedSeed);
+
+        bed.Kms.Faults.Add(new Fault { Operation = "decrypt", Action = FaultAction.Delay, Delay = TimeSpan.FromSeconds(30), Times = 1 });
+        var impatient = new ApiserverEmulator(plugin.Channel, TimeSpan.FromMilliseconds(300));
+        var error = await Assert.ThrowsAsync<RpcException>(() => impatient.DecryptAsync(stored));
+        Assert.Equal(StatusCode.DeadlineExceeded, error.StatusCode);
+
+        Assert.Equal(cachedSeed, await plugin.Apiserver.DecryptAsync(cached));
+        Assert.Equal(cachedSeed, await plugin.Apiserver.DecryptAsync(await plugin.Apiserver.EncryptAsync(cachedSeed)));
+        Assert.Equal(seed, await plugin.Apiserver.DecryptAsync(stored));
+    }
+}
