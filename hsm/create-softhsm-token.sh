@@ -5,6 +5,7 @@
 #
 # Usage: create-softhsm-token.sh --token-dir DIR [--token-label kms] [--key-label kek1] [--key-id 01]
 #                                [--pin-file FILE] [--so-pin-file FILE] [--module PATH] [--allow-duplicate-label]
+#                                [--replace-key]
 # Every option may also come from the environment: SOFTHSM_TOKEN_DIR, SOFTHSM_TOKEN_LABEL, SOFTHSM_KEY_LABEL,
 # SOFTHSM_KEY_ID, SOFTHSM_PIN_FILE, SOFTHSM_SO_PIN_FILE, PKCS11_MODULE. Command-line options win.
 #
@@ -33,6 +34,7 @@ pin_file="${SOFTHSM_PIN_FILE:-}"
 so_pin_file="${SOFTHSM_SO_PIN_FILE:-}"
 module="${PKCS11_MODULE:-}"
 allow_duplicate_label=0
+replace_key=0
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -45,6 +47,9 @@ while [ $# -gt 0 ]; do
         --module) module="${2:?--module needs a value}"; shift 2 ;;
         # Tests of ambiguous configuration need two keys with one label; never useful otherwise.
         --allow-duplicate-label) allow_duplicate_label=1; shift ;;
+        # Fault tests: delete the key with --key-label and generate a new one under the same label and id, as an
+        # operator regenerating a key would (the plugin must notice it is another key). Never useful otherwise.
+        --replace-key) replace_key=1; shift ;;
         -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) die "unknown argument: $1 (see --help)" ;;
     esac
@@ -132,6 +137,11 @@ fi
 # Generate the key only if no secret key with that label exists (so re-running is harmless).
 existing="$(pkcs11-tool --module "$module" --slot "$slot" --login --pin "$pin" \
     --list-objects --type secrkey 2>/dev/null || true)"
+if [ "$replace_key" = 1 ] && printf '%s\n' "$existing" | has_key_label "$key_label"; then
+    pkcs11-tool --module "$module" --slot "$slot" --login --pin "$pin" \
+        --delete-object --type secrkey --label "$key_label" >/dev/null
+    existing=""
+fi
 if [ "$allow_duplicate_label" = 1 ] || ! printf '%s\n' "$existing" | has_key_label "$key_label"; then
     # AES-256 (AES:32 is in bytes). --sensitive and no --extractable: CKA_SENSITIVE=true, CKA_EXTRACTABLE=false,
     # so the key value can never be read out (PKCS#11 v2.40 section 4.9). --private: CKA_PRIVATE=true, visible only

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using KmsPlugin.Core.Errors;
+using KmsPlugin.Core.Security;
 
 namespace KmsPlugin.Pkcs11;
 
@@ -21,7 +22,8 @@ internal sealed class PinFile : IDisposable
     public byte[] Bytes { get; }
 
     /// <exception cref="KmsPluginException">
-    /// RootKeyDenied when the file is readable by group/others, empty or too large (a retry will not fix it);
+    /// RootKeyDenied when the file is readable by group/others, owned by another user, in a directory others can
+    /// write (<see cref="FileSafety.RequireSecretFile"/>), empty or too large (a retry will not fix it);
     /// RootKeyUnavailable when it is missing or cannot be read.
     /// </exception>
     public static PinFile Read(string path, string rootKeyName)
@@ -36,15 +38,10 @@ internal sealed class PinFile : IDisposable
                     $"pkcs11 root key '{rootKeyName}': pinFile {path} does not exist");
             }
 
-            // Same rule as the local root key file: a PIN readable by other accounts is a PIN already disclosed.
-            const UnixFileMode groupOrOther = UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
-                | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
-            var mode = info.UnixFileMode;
-            if ((mode & groupOrOther) != 0)
-            {
-                throw new KmsPluginException(KmsErrorKind.RootKeyDenied,
-                    $"pkcs11 root key '{rootKeyName}': pinFile {path} is accessible by group or others (mode {Convert.ToString((int)mode, 8)}); run: chmod 600 {path}");
-            }
+            // Same rule as the local root key file: a PIN readable by other accounts is a PIN already disclosed, and
+            // one they can replace (their file, their directory, their symlink) makes the plugin try a PIN of their
+            // choosing — which counts down the token's retry counter.
+            FileSafety.RequireSecretFile(path, $"pkcs11 root key '{rootKeyName}'", "pinFile");
 
             if (info.Length > MaxBytes)
             {

@@ -30,11 +30,21 @@ internal static class Pkcs11ErrorClassifier
 
     public static KmsErrorKind Classify(CKR rv) => IsPinRejected(rv) ? KmsErrorKind.RootKeyDenied : KmsErrorKind.RootKeyUnavailable;
 
-    /// <summary>A typed error for a failed PKCS#11 call: <c>pkcs11 root key 'x': C_Encrypt failed: CKR_DEVICE_ERROR</c>.</summary>
-    public static KmsPluginException ToException(string rootKeyName, Pkcs11Exception error)
+    /// <summary>
+    /// A typed error for a failed PKCS#11 call: <c>pkcs11 root key 'x': C_Encrypt failed: CKR_DEVICE_ERROR</c>, or with
+    /// <paramref name="tokenLabel"/> <c>pkcs11 root key 'x': token 'kms': C_Encrypt failed: CKR_DEVICE_REMOVED</c>, so an
+    /// operator with several tokens knows which one to look at.
+    /// </summary>
+    public static KmsPluginException ToException(string rootKeyName, Pkcs11Exception error, string? tokenLabel = null)
     {
         ArgumentNullException.ThrowIfNull(error);
+        var token = tokenLabel is null ? "" : $"token '{tokenLabel}': ";
         return new KmsPluginException(Classify(error.RV),
-            $"pkcs11 root key '{rootKeyName}': {error.Method} failed: {error.RV}", error);
+            $"pkcs11 root key '{rootKeyName}': {token}{error.Method} failed: {error.RV}{Hint(error.RV)}", error);
     }
+
+    /// <summary>What an operator should know about the token-gone codes: the error alone does not say whether to wait.</summary>
+    private static string Hint(CKR rv) => rv is CKR.CKR_TOKEN_NOT_PRESENT or CKR.CKR_DEVICE_REMOVED or CKR.CKR_SLOT_ID_INVALID
+        ? " (the token was removed or the HSM is unreachable; calls fail until it is back, KEKs already in memory keep working)"
+        : "";
 }

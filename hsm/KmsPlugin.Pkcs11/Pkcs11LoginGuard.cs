@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using Net.Pkcs11Interop.Common;
 
 namespace KmsPlugin.Pkcs11;
 
@@ -13,6 +14,9 @@ namespace KmsPlugin.Pkcs11;
 /// PIN itself — and every later attempt with the same PIN on the same token fails fast with the same message, even
 /// from a new root-key instance. A different PIN (the operator fixed the file) is tried again, once.
 /// This outlives C_Finalize on purpose (the token's counter does too); it resets when the process restarts.
+/// It also spaces out C_Login calls after a failure that was not the PIN's (<see cref="Pkcs11LoginBackoff"/>), per
+/// token and process-wide for the same reason: a new root-key instance (a config reload, a retried start) must not
+/// reset the spacing.
 /// </remarks>
 internal static class Pkcs11LoginGuard
 {
@@ -62,6 +66,40 @@ internal static class Pkcs11LoginGuard
         }
     }
 
+    /// <summary>Whether a C_Login on this token failed (not for the PIN) too recently to try again.</summary>
+    public static bool TryGetRecentFailure(string module, string token, out string description)
+    {
+        lock (Gate)
+        {
+            var backoff = RecordFor(module, token).Backoff;
+            if (backoff.TryGetRecentFailure(out var failure, out var retryAfter))
+            {
+                description = Pkcs11LoginBackoff.Describe(failure, retryAfter, backoff.Interval);
+                return true;
+            }
+        }
+
+        description = "";
+        return false;
+    }
+
+    /// <summary>A C_Login failed for a reason other than the PIN (device, token, session): hold the next one back.</summary>
+    public static void RecordFailure(string module, string token, CKR failure)
+    {
+        lock (Gate)
+        {
+            RecordFor(module, token).Backoff.RecordFailure(failure);
+        }
+    }
+
+    public static void RecordSuccess(string module, string token)
+    {
+        lock (Gate)
+        {
+            RecordFor(module, token).Backoff.RecordSuccess();
+        }
+    }
+
     /// <summary>How many times this process has called C_Login on the token (for tests: proves "not retried").</summary>
     public static int AttemptCount(string module, string token)
     {
@@ -87,5 +125,7 @@ internal static class Pkcs11LoginGuard
         public List<(byte[] Digest, string Message)> Rejected { get; } = [];
 
         public int Attempts { get; set; }
+
+        public Pkcs11LoginBackoff Backoff { get; } = new(Pkcs11LoginBackoff.DefaultInterval, TimeProvider.System);
     }
 }

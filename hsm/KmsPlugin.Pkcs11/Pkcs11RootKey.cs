@@ -25,7 +25,14 @@ namespace KmsPlugin.Pkcs11;
 /// <see cref="Pkcs11Token"/> and <see cref="Pkcs11LoginGuard"/>). If the login is later lost (every session died,
 /// e.g. the token was pulled and re-inserted), the next fresh session logs in again with the PIN file's current
 /// content; if that is rejected, this instance stops trying for good and every later call fails fast with the same
-/// RootKeyDenied message.</para>
+/// RootKeyDenied message. A C_Login that fails for any other reason (token pulled mid-login, device error) is not
+/// repeated for <see cref="Pkcs11LoginBackoff.DefaultInterval"/>, whatever the request rate.</para>
+/// <para>Token removed while serving: calls fail RootKeyUnavailable with a message naming the token and what became
+/// of it (<c>CKR_TOKEN_NOT_PRESENT</c>, <c>CKR_DEVICE_REMOVED</c>, or — SoftHSM2 after <c>--delete-token</c> —
+/// a key handle that went stale and a key no longer found); a dead session takes the idle ones with it. If the key
+/// comes back it is used again only after it decrypts a check value made at open (<see cref="Pkcs11KeyCheck"/>):
+/// a different key under the same labels is refused (RootKeyDenied), never used. Modules that enumerate tokens only
+/// in C_Initialize (SoftHSM2) need a plugin restart to see a token that comes back; the error says so.</para>
 /// </remarks>
 public sealed class Pkcs11RootKey : IRootKey
 {
@@ -41,6 +48,9 @@ public sealed class Pkcs11RootKey : IRootKey
 
     // The key's object handle; null means "look it up again" (after CKR_KEY_HANDLE_INVALID or a re-login).
     private volatile IObjectHandle? _key;
+
+    // Set once at open: proves a key found again later is the same key (see RelocateKey).
+    private Pkcs11KeyCheck? _keyCheck;
     private volatile string? _deniedMessage;
 
     // 1 for the instance itself plus 1 per call in flight: native resources go when it reaches 0, so Dispose
@@ -68,6 +78,9 @@ public sealed class Pkcs11RootKey : IRootKey
 
     /// <summary>For tests: C_Encrypt/C_Decrypt operations started, to prove a call never reached the HSM.</summary>
     internal long HsmOperationCount => Interlocked.Read(ref _hsmOperations);
+
+    /// <summary>For tests: the session pool, to fill it with idle sessions and see which ones it keeps.</summary>
+    internal Pkcs11SessionPool Sessions => _pool;
 
     /// <summary>
     /// Loads the module (shared per process), selects the token by label, logs in with the PIN file, checks the
@@ -236,8 +249,9 @@ public sealed class Pkcs11RootKey : IRootKey
     }
 
     /// <summary>
-    /// Runs one HSM operation on a rented session: waits (cancellably) for a session, looks the key up if its
-    /// handle went stale, and maps PKCS#11 failures to typed errors, dropping the session when it is broken.
+    /// Runs one HSM operation on a rented session: waits (cancellably) for a session, looks the key up (and checks it
+    /// is still the same key) if its handle went stale, and maps PKCS#11 failures to typed errors, dropping the
+    /// session — and every idle one with it — when it is broken.
     /// </summary>
     private async Task<T> RunAsync<T>(Func<ISession, IObjectHandle, T> operation, CancellationToken cancellationToken)
     {
@@ -256,9 +270,25 @@ public sealed class Pkcs11RootKey : IRootKey
             {
                 // The wait may have ended just as the deadline passed: do not start HSM work nobody will read.
                 cancellationToken.ThrowIfCancellationRequested();
-                var key = _key ?? (_key = FindKey(session));
-                Interlocked.Increment(ref _hsmOperations);
-                var result = operation(session, key);
+                var cached = _key;
+                var key = cached ?? RelocateKey(session);
+                T result;
+                try
+                {
+                    Interlocked.Increment(ref _hsmOperations);
+                    result = operation(session, key);
+                }
+                catch (Pkcs11Exception e) when (cached is not null && Pkcs11ErrorClassifier.IsKeyHandleStale(e.RV))
+                {
+                    // The handle from an earlier lookup went stale: the key object was re-created, the token
+                    // re-inserted, or the token deleted. Look the key up again — once, in this call — so the caller
+                    // gets either the result or the error that says what happened to the key.
+                    _key = null;
+                    key = RelocateKey(session);
+                    Interlocked.Increment(ref _hsmOperations);
+                    result = operation(session, key);
+                }
+
                 broken = false;
                 return result;
             }
@@ -269,11 +299,18 @@ public sealed class Pkcs11RootKey : IRootKey
                     _key = null;
                 }
 
-                throw Pkcs11ErrorClassifier.ToException(Name, e);
+                if (Pkcs11ErrorClassifier.IsSessionBroken(e.RV))
+                {
+                    _pool.DiscardIdle();
+                }
+
+                throw Pkcs11ErrorClassifier.ToException(Name, e, _token.Label);
             }
-            catch (KmsPluginException e) when (e.Kind == KmsErrorKind.Corruption)
+            catch (KmsPluginException)
             {
-                broken = false; // the operation completed (and failed authentication); the session is fine
+                // The operation completed and failed authentication (Corruption), or the key is missing, ambiguous
+                // or not the same key any more: the session itself is fine.
+                broken = false;
                 throw;
             }
             catch (OperationCanceledException)
@@ -298,12 +335,14 @@ public sealed class Pkcs11RootKey : IRootKey
         var broken = true;
         try
         {
-            _key = FindKey(session);
+            var key = FindKey(session, atOpen: true);
+            _keyCheck = Pkcs11KeyCheck.Create(session, key, _module.Factories);
+            _key = key;
             broken = false;
         }
         catch (Pkcs11Exception e)
         {
-            throw Pkcs11ErrorClassifier.ToException(Name, e);
+            throw Pkcs11ErrorClassifier.ToException(Name, e, _token.Label);
         }
         catch (KmsPluginException)
         {
@@ -316,8 +355,26 @@ public sealed class Pkcs11RootKey : IRootKey
         }
     }
 
+    /// <summary>
+    /// Finds the key again after its handle was dropped (stale handle, re-login) and makes sure it is the key found
+    /// at open: a key regenerated under the same label and id is a different key behind the same key_id, and must
+    /// not wrap anything.
+    /// </summary>
+    private IObjectHandle RelocateKey(ISession session)
+    {
+        var key = FindKey(session, atOpen: false);
+        if (!_keyCheck!.Matches((iv, aad, ciphertext) => DecryptInto(session, key, iv, aad, ciphertext)))
+        {
+            throw new KmsPluginException(KmsErrorKind.RootKeyDenied,
+                $"pkcs11 root key '{Name}': the AES key now found with {DescribeKeySelector()} on token '{_token.Label}' is not the key this plugin opened (it cannot decrypt a check value wrapped with that key at start): the key was regenerated, or the token re-initialised, under the same labels. Nothing is wrapped or unwrapped with it, since it would carry the old key's key_id. Restore the original key and restart the plugin, or configure the new key under a new keyLabel/keyId as a new root key");
+        }
+
+        _key = key;
+        return key;
+    }
+
     /// <summary>Finds exactly one AES secret key matching the configured CKA_LABEL and/or CKA_ID, usable for encrypt and decrypt.</summary>
-    private IObjectHandle FindKey(ISession session)
+    private IObjectHandle FindKey(ISession session, bool atOpen)
     {
         var attributes = _module.Factories.ObjectAttributeFactory;
         var template = new List<IObjectAttribute>
@@ -351,8 +408,9 @@ public sealed class Pkcs11RootKey : IRootKey
 
         if (found.Count == 0)
         {
-            throw new KmsPluginException(KmsErrorKind.RootKeyUnavailable,
-                $"pkcs11 root key '{Name}': no AES secret key with {DescribeKeySelector()} on token '{_token.Label}' (options keyLabel/keyId); check the label and id, and that the token's user can see the key");
+            throw new KmsPluginException(KmsErrorKind.RootKeyUnavailable, atOpen
+                ? $"pkcs11 root key '{Name}': no AES secret key with {DescribeKeySelector()} on token '{_token.Label}' (options keyLabel/keyId); check the label and id, and that the token's user can see the key"
+                : DescribeLostKey());
         }
 
         if (found.Count > 1)
@@ -380,6 +438,15 @@ public sealed class Pkcs11RootKey : IRootKey
         }
 
         return key;
+    }
+
+    /// <summary>The key was there at open and is not now: say whether the token went with it, and what to do.</summary>
+    private string DescribeLostKey()
+    {
+        var absence = _token.DescribeAbsence();
+        return absence is null
+            ? $"pkcs11 root key '{Name}': the AES key with {DescribeKeySelector()} is no longer on token '{_token.Label}' (deleted, or the token was re-initialised). Only KEKs already in memory work; data wrapped by the key cannot be read without it: restore it from the HSM's backup (the plugin finds it again on the next call)"
+            : $"pkcs11 root key '{Name}': the AES key with {DescribeKeySelector()} is gone because {absence}: the token was removed, deleted or re-initialised. Only KEKs already in memory work until it is back. PKCS#11 modules that list tokens only when they are loaded (SoftHSM2 among them) do not see a token that comes back: restart the plugin once the token, with this key, is back";
     }
 
     private string DescribeKeySelector()
@@ -414,7 +481,7 @@ public sealed class Pkcs11RootKey : IRootKey
                     throw;
                 }
 
-                _key = null; // handles may not survive a re-insertion
+                _key = null; // handles may not survive a re-insertion; RelocateKey checks it is still the same key
             }
 
             return session;
@@ -422,7 +489,7 @@ public sealed class Pkcs11RootKey : IRootKey
         catch (Pkcs11Exception e)
         {
             Pkcs11Sessions.CloseQuietly(session);
-            throw Pkcs11ErrorClassifier.ToException(Name, e);
+            throw Pkcs11ErrorClassifier.ToException(Name, e, _token.Label);
         }
         catch
         {

@@ -68,6 +68,39 @@ internal sealed class Pkcs11SessionPool : IDisposable
         _permits.Release();
     }
 
+    /// <summary>Idle sessions kept for reuse (for tests).</summary>
+    internal int IdleCount
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _idle.Count;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Closes every idle session. Called when one session of the token turned out dead (token removed, device
+    /// error, every session closed): the idle ones died with it, and handing them out one by one would fail one
+    /// apiserver call per pooled session before the pool heals. Rented sessions come back through
+    /// <see cref="Return"/> and are judged by their own renter.
+    /// </summary>
+    public void DiscardIdle()
+    {
+        List<ISession> idle;
+        lock (_gate)
+        {
+            idle = [.. _idle];
+            _idle.Clear();
+        }
+
+        foreach (var session in idle)
+        {
+            Pkcs11Sessions.CloseQuietly(session);
+        }
+    }
+
     /// <summary>
     /// Closes the idle sessions. The owner calls this only once nothing is rented any more (Pkcs11RootKey counts
     /// calls in flight), so no session outlives the pool.

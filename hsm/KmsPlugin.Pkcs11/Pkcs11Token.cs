@@ -46,7 +46,7 @@ internal sealed class Pkcs11Token
         }
         catch (Pkcs11Exception e)
         {
-            throw Pkcs11ErrorClassifier.ToException(rootKeyName, e);
+            throw Pkcs11ErrorClassifier.ToException(rootKeyName, e, label);
         }
 
         var matches = new List<ISlot>();
@@ -108,12 +108,12 @@ internal sealed class Pkcs11Token
             }
             catch (Pkcs11Exception again)
             {
-                throw Pkcs11ErrorClassifier.ToException(rootKeyName, again);
+                throw Pkcs11ErrorClassifier.ToException(rootKeyName, again, Label);
             }
         }
         catch (Pkcs11Exception e)
         {
-            throw Pkcs11ErrorClassifier.ToException(rootKeyName, e);
+            throw Pkcs11ErrorClassifier.ToException(rootKeyName, e, Label);
         }
     }
 
@@ -134,7 +134,7 @@ internal sealed class Pkcs11Token
         }
         catch (Pkcs11Exception e)
         {
-            throw Pkcs11ErrorClassifier.ToException(rootKeyName, e);
+            throw Pkcs11ErrorClassifier.ToException(rootKeyName, e, Label);
         }
 
         if (!info.MechanismFlags.Encrypt || !info.MechanismFlags.Decrypt)
@@ -180,7 +180,7 @@ internal sealed class Pkcs11Token
             catch (Pkcs11Exception e)
             {
                 CloseAnchor();
-                throw Pkcs11ErrorClassifier.ToException(rootKeyName, e);
+                throw Pkcs11ErrorClassifier.ToException(rootKeyName, e, Label);
             }
 
             if (alreadyLoggedIn)
@@ -189,6 +189,11 @@ internal sealed class Pkcs11Token
                 // only say CKR_USER_ALREADY_LOGGED_IN, and logging out to check the PIN would break them.
                 _loggedInPinDigest = digest;
                 return;
+            }
+
+            if (Pkcs11LoginGuard.TryGetRecentFailure(_module.Path, Label, out var heldBack))
+            {
+                throw new KmsPluginException(KmsErrorKind.RootKeyUnavailable, $"pkcs11 root key '{rootKeyName}': token '{Label}': {heldBack}");
             }
 
             Pkcs11LoginGuard.RecordAttempt(_module.Path, Label);
@@ -209,15 +214,36 @@ internal sealed class Pkcs11Token
             }
             catch (Pkcs11Exception e)
             {
+                // Not the PIN's fault (token pulled mid-login, device or network HSM failure): worth another try,
+                // but not at the apiserver's request rate.
+                Pkcs11LoginGuard.RecordFailure(_module.Path, Label, e.RV);
                 if (Pkcs11ErrorClassifier.IsSessionBroken(e.RV))
                 {
                     CloseAnchor();
                 }
 
-                throw Pkcs11ErrorClassifier.ToException(rootKeyName, e);
+                throw Pkcs11ErrorClassifier.ToException(rootKeyName, e, Label);
             }
 
+            Pkcs11LoginGuard.RecordSuccess(_module.Path, Label);
             _loggedInPinDigest = digest;
+        }
+    }
+
+    /// <summary>
+    /// Null while the slot still holds this token; otherwise what became of it, for error messages (a token that
+    /// was pulled answers CKR_TOKEN_NOT_PRESENT; SoftHSM2 answers CKR_GENERAL_ERROR for a deleted one).
+    /// </summary>
+    internal string? DescribeAbsence()
+    {
+        try
+        {
+            var label = _slot.GetTokenInfo().Label.TrimEnd(' ', '\0');
+            return label == Label ? null : $"the slot that held token '{Label}' now holds token '{label}'";
+        }
+        catch (Pkcs11Exception e)
+        {
+            return $"token '{Label}' no longer answers (C_GetTokenInfo failed: {e.RV})";
         }
     }
 

@@ -13,16 +13,17 @@ namespace KmsPlugin.Azure;
 /// </summary>
 /// <remarks>
 /// <para>Versions: a pinned <c>keyVersion</c> is used as configured; a versionless configuration is resolved to the
-/// key's newest version when the key is opened, and that version wraps every new KEK until the key is reopened (the
-/// background probe of issue 4 reopens it to follow a rotation). key_id = hash of
-/// <c>https://{vault}/keys/{name}/{version}</c>, so a new version is a new key_id. Each blob records its version and
-/// is unwrapped by it, so KEKs wrapped before a rotation keep unwrapping as long as their version is enabled.</para>
+/// key's newest version when the key is opened, and is followed (<see cref="IVersionedRootKey"/>): the background probe
+/// reads the newest version (<see cref="ReadLatestVersionAsync"/>) and, once confirmed, moves to it with
+/// <see cref="WithVersion"/>. key_id = hash of <c>https://{vault}/keys/{name}/{version}</c>, so a new version is a new
+/// key_id. Each blob records its version and is unwrapped by it, and <see cref="Recognizes"/> matches a blob's version
+/// to the key_id it was wrapped under, so one entry keeps unwrapping KEKs of every version as long as it is enabled.</para>
 /// <para>Open checks the key exists, is enabled, allows wrapKey/unwrapKey and fits the algorithm (needs the
 /// <c>keys/read</c> permission besides wrap and unwrap), so a misconfiguration stops the plugin at start with a reason.</para>
 /// <para>Every call runs under the shared <see cref="RetryPolicy"/> (throttling and transient failures only, waits
 /// honour Retry-After up to the policy's MaxDelay, all on the caller's CancellationToken — the apiserver's deadline).</para>
 /// </remarks>
-public sealed class AzureKeyVaultRootKey : IRootKey
+public sealed class AzureKeyVaultRootKey : IVersionedRootKey
 {
     public const string ProviderName = "azure";
 
@@ -31,17 +32,21 @@ public sealed class AzureKeyVaultRootKey : IRootKey
     private readonly TimeProvider _time;
     private readonly string _version;
     private readonly byte[] _header;
+
+    // Instances made by WithVersion share the client (its HTTP pipeline and cached Entra ID token); the last one disposes it.
+    private readonly ReferenceCount _holders;
     private int _disposed;
 
-    private AzureKeyVaultRootKey(AzureKeyVaultRootKeyOptions options, KeyVaultClient client, TimeProvider time, string version)
+    private AzureKeyVaultRootKey(AzureKeyVaultRootKeyOptions options, KeyVaultClient client, ReferenceCount holders, TimeProvider time, string version)
     {
         _options = options;
         _client = client;
+        _holders = holders;
         _time = time;
         _version = version;
         _header = AzureWrappedBlob.Header(options.Algorithm, version);
         KeyIdentifier = KeyVaultKeyIdentifier.Format(options.NormalizedVault, options.KeyName, version);
-        KeyId = KeyIds.Derive(ProviderName, KeyIdentifier);
+        KeyId = KeyIdOf(options, version);
     }
 
     public string Name => _options.Name;
@@ -50,8 +55,13 @@ public sealed class AzureKeyVaultRootKey : IRootKey
 
     public string KeyId { get; }
 
-    /// <summary>The key version new KEKs are wrapped with (the pinned one, or the newest at open).</summary>
+    /// <summary>The key version new KEKs are wrapped with (the pinned one, the newest at open, or the one moved to).</summary>
     public string KeyVersion => _version;
+
+    /// <summary>No <c>keyVersion</c> configured: the key's newest version is followed.</summary>
+    public bool FollowsLatestVersion => _options.KeyVersion is null;
+
+    public string CurrentVersion => _version;
 
     /// <summary>The Key Vault key identifier (<c>kid</c>) the key_id is derived from; not secret, for logs and doctor.</summary>
     public string KeyIdentifier { get; }
@@ -79,7 +89,7 @@ public sealed class AzureKeyVaultRootKey : IRootKey
         {
             var key = await RetryAfter.RunAsync(options.Retry, (_, token) => client.GetKeyAsync(options.KeyVersion, token), time, cancellationToken);
             CheckUsable(options, key);
-            return new AzureKeyVaultRootKey(options, client, time, key.Version);
+            return new AzureKeyVaultRootKey(options, client, new ReferenceCount(), time, key.Version);
         }
         catch
         {
@@ -145,13 +155,59 @@ public sealed class AzureKeyVaultRootKey : IRootKey
         return SecretBuffer.CopyOf(plaintext.Span[AzureWrappedBlob.DigestBytes..]);
     }
 
+    /// <summary>
+    /// True when <paramref name="wrapped"/> is an azure blob whose recorded version, as a key identifier of this vault
+    /// and key, derives <paramref name="keyId"/>: this instance's version or any other version of the same key. Local
+    /// and bounded (the header is at most 3 + 255 bytes; a key_id is derived only for a well-formed header presented
+    /// under a key_id of this provider's shape). Never throws.
+    /// </summary>
+    public bool Recognizes(string keyId, ReadOnlySpan<byte> wrapped)
+    {
+        if (keyId is null || keyId.Length != KeyId.Length || !keyId.StartsWith(ProviderName + "-", StringComparison.Ordinal)
+            || !AzureWrappedBlob.TryParse(wrapped, out _, out var version, out _))
+        {
+            return false;
+        }
+
+        return string.Equals(keyId, version == _version ? KeyId : KeyIdOf(_options, version), StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// Reads the key without a version (<c>GET keys/{name}</c>: its newest version) and checks it as open does
+    /// (enabled, fits the algorithm, permits wrapKey/unwrapKey); returns that version.
+    /// </summary>
+    public async Task<string> ReadLatestVersionAsync(CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        var key = await RetryAfter.RunAsync(_options.Retry, (_, token) => _client.GetKeyAsync(null, token), _time, cancellationToken);
+        CheckUsable(_options, key);
+        return key.Version;
+    }
+
+    /// <summary>This key wrapping with <paramref name="version"/>; shares the client and its credential.</summary>
+    /// <exception cref="ArgumentException"><paramref name="version"/> is not a Key Vault key version.</exception>
+    public IVersionedRootKey WithVersion(string version)
+    {
+        ArgumentNullException.ThrowIfNull(version);
+        if (!KeyVaultKeyIdentifier.IsValidVersion(version))
+        {
+            throw new ArgumentException($"azure root key '{Name}': '{version}' is not a key version", nameof(version));
+        }
+
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0 || !_holders.TryAcquire(), this);
+        return new AzureKeyVaultRootKey(_options, _client, _holders, _time, version);
+    }
+
     public void Dispose()
     {
-        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        if (Interlocked.Exchange(ref _disposed, 1) == 0 && _holders.Release())
         {
             _client.Dispose();
         }
     }
+
+    private static string KeyIdOf(AzureKeyVaultRootKeyOptions options, string version) =>
+        KeyIds.Derive(ProviderName, KeyVaultKeyIdentifier.Format(options.NormalizedVault, options.KeyName, version));
 
     private static void CheckUsable(AzureKeyVaultRootKeyOptions options, KeyVaultKeyProperties key)
     {

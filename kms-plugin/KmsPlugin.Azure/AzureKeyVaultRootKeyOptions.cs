@@ -19,7 +19,7 @@ public sealed record AzureKeyVaultRootKeyOptions
     /// <summary>The key's name in the vault (<c>keyName</c>).</summary>
     public required string KeyName { get; init; }
 
-    /// <summary>A pinned key version (<c>keyVersion</c>); null follows the newest version, resolved when the key is opened.</summary>
+    /// <summary>A pinned key version (<c>keyVersion</c>); null uses the newest version, resolved at open and then followed.</summary>
     public string? KeyVersion { get; init; }
 
     /// <summary><c>RSA-OAEP-256</c> (Key Vault RSA keys) or <c>A256KW</c> (Managed HSM AES keys) (<c>algorithm</c>).</summary>

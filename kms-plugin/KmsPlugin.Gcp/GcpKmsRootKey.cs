@@ -13,12 +13,14 @@ namespace KmsPlugin.Gcp;
 /// <remarks>
 /// <para>Versions: the CryptoKey's primary version is read when the key is opened (or a pinned
 /// <c>cryptoKeyVersion</c> is used) and every new KEK is encrypted under exactly that version; key_id = hash of
-/// <c>{cryptoKey}/cryptoKeyVersions/{n}</c>, so a new primary is a new key_id once the key is reopened (the background
-/// probe of issue 4 does that). Blobs record their version; Cloud KMS decrypts any enabled version, so KEKs wrapped
-/// before a rotation keep unwrapping.</para>
+/// <c>{cryptoKey}/cryptoKeyVersions/{n}</c>. Without a pinned version the primary is followed
+/// (<see cref="IVersionedRootKey"/>): the background probe reads it (<see cref="ReadLatestVersionAsync"/>) and, once
+/// confirmed, moves to it with <see cref="WithVersion"/>, a new key_id. Blobs record their version, Cloud KMS decrypts
+/// any enabled version, and <see cref="Recognizes"/> matches a blob's version to the key_id it was wrapped under, so
+/// one entry keeps unwrapping KEKs of every version.</para>
 /// <para>Every call runs under the shared <see cref="RetryPolicy"/> on the caller's CancellationToken.</para>
 /// </remarks>
-public sealed class GcpKmsRootKey : IRootKey
+public sealed class GcpKmsRootKey : IVersionedRootKey
 {
     public const string ProviderName = "gcp";
 
@@ -26,19 +28,21 @@ public sealed class GcpKmsRootKey : IRootKey
     private readonly CloudKmsClient _client;
     private readonly TimeProvider _time;
     private readonly byte[] _header;
+
+    // Instances made by WithVersion share the client (HTTP connections, cached access token); the last one disposes it.
+    private readonly ReferenceCount _holders;
     private int _disposed;
 
-    private GcpKmsRootKey(GcpKmsRootKeyOptions options, CloudKmsClient client, TimeProvider time, string version)
+    private GcpKmsRootKey(GcpKmsRootKeyOptions options, CloudKmsClient client, ReferenceCount holders, TimeProvider time, string version)
     {
         _options = options;
         _client = client;
+        _holders = holders;
         _time = time;
         KeyVersion = version;
         _header = GcpWrappedBlob.Header(version);
-        KeyVersionName = $"{options.CryptoKey}/cryptoKeyVersions/{version}";
-
-        // The endpoint is not part of the identity: a regional or private endpoint reaches the same key.
-        KeyId = KeyIds.Derive(ProviderName, KeyVersionName);
+        KeyVersionName = VersionName(options, version);
+        KeyId = KeyIdOf(options, version);
     }
 
     public string Name => _options.Name;
@@ -52,6 +56,11 @@ public sealed class GcpKmsRootKey : IRootKey
 
     /// <summary>The CryptoKeyVersion resource name the key_id is derived from; not secret, for logs and doctor.</summary>
     public string KeyVersionName { get; }
+
+    /// <summary>No <c>cryptoKeyVersion</c> configured: the CryptoKey's primary version is followed.</summary>
+    public bool FollowsLatestVersion => _options.CryptoKeyVersion is null;
+
+    public string CurrentVersion => KeyVersion;
 
     /// <summary>Builds the credential and reads the CryptoKey (purpose, primary version and its state).</summary>
     /// <exception cref="KmsPluginException">
@@ -72,27 +81,13 @@ public sealed class GcpKmsRootKey : IRootKey
         try
         {
             var key = await RetryAfter.RunAsync(options.Retry, (_, token) => client.GetCryptoKeyAsync(token), time, cancellationToken);
-            var what = $"gcp root key '{options.Name}': {options.CryptoKey}";
-            if (key.Purpose != "ENCRYPT_DECRYPT")
-            {
-                throw new KmsPluginException(KmsErrorKind.RootKeyDenied, $"{what} has purpose {key.Purpose ?? "(none)"}; a symmetric ENCRYPT_DECRYPT key is required");
-            }
 
-            string version;
-            if (options.CryptoKeyVersion is { } pinned)
-            {
-                version = pinned; // its state shows on the first encrypt (FAILED_PRECONDITION when not enabled)
-            }
-            else
-            {
-                version = key.PrimaryVersion ?? throw new KmsPluginException(KmsErrorKind.RootKeyDenied, $"{what} has no primary version");
-                if (key.PrimaryState != "ENABLED")
-                {
-                    throw new KmsPluginException(KmsErrorKind.RootKeyDenied, $"{what}: primary version {version} is {key.PrimaryState ?? "in an unknown state"}, not ENABLED");
-                }
-            }
+            CheckPurpose(options, key);
 
-            return new GcpKmsRootKey(options, client, time, version);
+            // A pinned version's state shows on the first encrypt (FAILED_PRECONDITION when not enabled).
+            var version = options.CryptoKeyVersion ?? EnabledPrimary(options, key);
+
+            return new GcpKmsRootKey(options, client, new ReferenceCount(), time, version);
         }
         catch
         {
@@ -129,11 +124,81 @@ public sealed class GcpKmsRootKey : IRootKey
         return await RetryAfter.RunAsync(_options.Retry, (_, token) => _client.DecryptAsync(ciphertext, aad, token), _time, cancellationToken);
     }
 
+    /// <summary>
+    /// True when <paramref name="wrapped"/> is a gcp blob whose recorded version, as a CryptoKeyVersion of this
+    /// CryptoKey, derives <paramref name="keyId"/>: this instance's version or any other version of the same key. Local
+    /// and bounded (the header is at most 2 + 19 bytes; a key_id is derived only for a well-formed header presented
+    /// under a key_id of this provider's shape). Never throws.
+    /// </summary>
+    public bool Recognizes(string keyId, ReadOnlySpan<byte> wrapped)
+    {
+        if (keyId is null || keyId.Length != KeyId.Length || !keyId.StartsWith(ProviderName + "-", StringComparison.Ordinal)
+            || !GcpWrappedBlob.TryParse(wrapped, out var version, out _))
+        {
+            return false;
+        }
+
+        return string.Equals(keyId, version == KeyVersion ? KeyId : KeyIdOf(_options, version), StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// Reads the CryptoKey (<c>GET {cryptoKey}</c>) and returns its primary version, checked as open does (purpose
+    /// ENCRYPT_DECRYPT, primary ENABLED).
+    /// </summary>
+    public async Task<string> ReadLatestVersionAsync(CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        var key = await RetryAfter.RunAsync(_options.Retry, (_, token) => _client.GetCryptoKeyAsync(token), _time, cancellationToken);
+        CheckPurpose(_options, key);
+        return EnabledPrimary(_options, key);
+    }
+
+    /// <summary>This key encrypting under CryptoKeyVersion <paramref name="version"/>; shares the client and its credential.</summary>
+    /// <exception cref="ArgumentException"><paramref name="version"/> is not a version number.</exception>
+    public IVersionedRootKey WithVersion(string version)
+    {
+        ArgumentNullException.ThrowIfNull(version);
+        if (version.Length is 0 or > 19 || !version.All(char.IsAsciiDigit))
+        {
+            throw new ArgumentException($"gcp root key '{Name}': '{version}' is not a CryptoKeyVersion number", nameof(version));
+        }
+
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0 || !_holders.TryAcquire(), this);
+        return new GcpKmsRootKey(_options, _client, _holders, _time, version);
+    }
+
     public void Dispose()
     {
-        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        if (Interlocked.Exchange(ref _disposed, 1) == 0 && _holders.Release())
         {
             _client.Dispose();
         }
+    }
+
+    private static string VersionName(GcpKmsRootKeyOptions options, string version) => $"{options.CryptoKey}/cryptoKeyVersions/{version}";
+
+    // The endpoint is not part of the identity: a regional or private endpoint reaches the same key.
+    private static string KeyIdOf(GcpKmsRootKeyOptions options, string version) => KeyIds.Derive(ProviderName, VersionName(options, version));
+
+    private static void CheckPurpose(GcpKmsRootKeyOptions options, CryptoKeyProperties key)
+    {
+        if (key.Purpose != "ENCRYPT_DECRYPT")
+        {
+            throw new KmsPluginException(KmsErrorKind.RootKeyDenied,
+                $"gcp root key '{options.Name}': {options.CryptoKey} has purpose {key.Purpose ?? "(none)"}; a symmetric ENCRYPT_DECRYPT key is required");
+        }
+    }
+
+    /// <summary>The primary version, when there is one and it is enabled.</summary>
+    private static string EnabledPrimary(GcpKmsRootKeyOptions options, CryptoKeyProperties key)
+    {
+        var what = $"gcp root key '{options.Name}': {options.CryptoKey}";
+        var version = key.PrimaryVersion ?? throw new KmsPluginException(KmsErrorKind.RootKeyDenied, $"{what} has no primary version");
+        if (key.PrimaryState != "ENABLED")
+        {
+            throw new KmsPluginException(KmsErrorKind.RootKeyDenied, $"{what}: primary version {version} is {key.PrimaryState ?? "in an unknown state"}, not ENABLED");
+        }
+
+        return version;
     }
 }

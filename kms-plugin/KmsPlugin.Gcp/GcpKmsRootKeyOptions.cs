@@ -18,7 +18,7 @@ public sealed partial record GcpKmsRootKeyOptions
     /// <summary><c>projects/P/locations/L/keyRings/R/cryptoKeys/K</c>, a symmetric ENCRYPT_DECRYPT key (<c>cryptoKey</c>).</summary>
     public required string CryptoKey { get; init; }
 
-    /// <summary>A pinned CryptoKeyVersion number (<c>cryptoKeyVersion</c>); null uses the key's primary version at open.</summary>
+    /// <summary>A pinned CryptoKeyVersion number (<c>cryptoKeyVersion</c>); null uses the key's primary version, read at open and then followed.</summary>
     public string? CryptoKeyVersion { get; init; }
 
     /// <summary>The Cloud KMS REST endpoint (<c>endpoint</c>): regional, Private Service Connect, or a test's fake.</summary>

@@ -4,8 +4,9 @@ namespace KmsPlugin.Gcp;
 
 /// <summary>
 /// The wrapped-KEK format of the <c>gcp</c> provider: <c>format(1) ‖ versionLength(1) ‖ version(ASCII digits) ‖
-/// Cloud KMS ciphertext</c>. The CryptoKeyVersion that encrypted is recorded for diagnosis and bound into the AAD;
-/// Cloud KMS itself finds the version from its ciphertext on decrypt (any enabled version decrypts).
+/// Cloud KMS ciphertext</c>. The CryptoKeyVersion that encrypted is recorded — so a blob can be matched to the key_id of
+/// its version without a remote call (<see cref="GcpKmsRootKey.Recognizes"/>) — and bound into the AAD; Cloud KMS itself
+/// finds the version from its ciphertext on decrypt (any enabled version decrypts).
 /// </summary>
 /// <remarks>
 /// Cloud KMS authenticates additional data natively (AES-256-GCM, up to 64 KiB of AAD), so the AAD sent with every

@@ -44,21 +44,47 @@ internal static class VaultCiphertext
     public static bool TryParse(ReadOnlySpan<byte> blob, out string ciphertext, out int version)
     {
         ciphertext = "";
+        if (!TryReadVersion(blob, out version))
+        {
+            return false;
+        }
+
+        ciphertext = Encoding.ASCII.GetString(blob[1..]);
+        return true;
+    }
+
+    /// <summary>
+    /// The key version a blob's <c>vault:vN:</c> prefix names, without allocating: safe on any input (it never throws,
+    /// reads at most <see cref="MaxCiphertextChars"/> + 1 bytes) because it runs on wrapped KEKs taken from etcd before
+    /// anything is sent to Vault (<see cref="VaultTransitRootKey.Recognizes"/>).
+    /// </summary>
+    public static bool TryReadVersion(ReadOnlySpan<byte> blob, out int version)
+    {
         version = 0;
         if (blob.Length < 2 || blob.Length > 1 + MaxCiphertextChars || blob[0] != TransitAeadV1)
         {
             return false;
         }
 
-        foreach (var b in blob[1..])
+        var text = blob[1..];
+        if (text.ContainsAnyExceptInRange((byte)0x21, (byte)0x7e))
         {
-            if (b is < 0x21 or > 0x7e)
-            {
-                return false; // Transit ciphertexts are printable ASCII without spaces
-            }
+            return false; // Transit ciphertexts are printable ASCII without spaces
         }
 
-        ciphertext = Encoding.ASCII.GetString(blob[1..]);
-        return TryParseVersion(ciphertext, out version);
+        if (!text.StartsWith(PrefixBytes))
+        {
+            return false;
+        }
+
+        var rest = text[PrefixBytes.Length..];
+        var colon = rest.IndexOf((byte)':');
+
+        // Digits only (NumberStyles.None: no sign, no spaces), then at least one character of ciphertext.
+        return colon > 0 && colon < rest.Length - 1
+            && int.TryParse(rest[..colon], NumberStyles.None, CultureInfo.InvariantCulture, out version)
+            && version > 0;
     }
+
+    private static ReadOnlySpan<byte> PrefixBytes => "vault:v"u8;
 }

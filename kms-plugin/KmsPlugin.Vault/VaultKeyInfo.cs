@@ -61,6 +61,14 @@ internal sealed record VaultKeyInfo(string Type, int LatestVersion, int MinDecry
             throw new KmsPluginException(KmsErrorKind.RootKeyUnavailable, $"vault root key '{options.Name}': {key} reports no latest_version");
         }
 
+        // min_encryption_version (Transit "Update key configuration"): 0 means the latest; Vault keeps it at or below
+        // latest_version, so a report above it is a Vault we do not understand, not a version to wrap with.
+        if (pinned is null && MinEncryptionVersion > LatestVersion)
+        {
+            throw new KmsPluginException(KmsErrorKind.RootKeyUnavailable,
+                $"vault root key '{options.Name}': {key} reports min_encryption_version {MinEncryptionVersion.ToString(CultureInfo.InvariantCulture)} above latest_version {LatestVersion.ToString(CultureInfo.InvariantCulture)}");
+        }
+
         var version = pinned ?? LatestVersion;
         if (version > LatestVersion)
         {

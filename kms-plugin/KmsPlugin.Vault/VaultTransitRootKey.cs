@@ -15,19 +15,23 @@ namespace KmsPlugin.Vault;
 /// <see cref="VaultKeyInfo.AeadTypes"/>) and an explicit <c>key_version</c>.
 /// </summary>
 /// <remarks>
-/// <para>Version and key_id: the version used for new wraps is fixed when the key is opened — the latest one, read once
-/// from <c>GET /v1/{mount}/keys/{key}</c>, or <see cref="VaultTransitRootKeyOptions.KeyVersion"/> — and is part of
-/// the identity key_id is derived from (address, namespace, mount, key name, version). So a Vault key rotation gives a
-/// new key_id when the plugin next opens the key (and the apiserver re-encrypts), while wraps made under earlier versions
-/// keep their own key_id: list the old version as a decrypt-only entry with <c>keyVersion</c> pinned and Vault decrypts
-/// them as long as the version is at or above <c>min_decryption_version</c>. Unlike plugins that report Transit's raw
-/// version number, the key_id of "version 3 of key k8s on this Vault" can never collide with that of another key.</para>
+/// <para>Version and key_id: each instance wraps with one version — the latest one, read from
+/// <c>GET /v1/{mount}/keys/{key}</c> at open, or <see cref="VaultTransitRootKeyOptions.KeyVersion"/> when pinned — and that
+/// version is part of the identity key_id is derived from (address, namespace, mount, key name, version). Unlike plugins
+/// that report Transit's raw version number, the key_id of "version 3 of key k8s on this Vault" can never collide with
+/// that of another key. Without a pinned version the key is followed (<see cref="IVersionedRootKey"/>): the background
+/// probe reads the latest version (<see cref="ReadLatestVersionAsync"/>) and, once it is confirmed, moves to it with
+/// <see cref="WithVersion"/>, which gives a new key_id.</para>
+/// <para>Older versions: every wrap records its version (<c>vault:vN:</c>), so <see cref="Recognizes"/> can tell, without a
+/// remote call, that a blob presented under "the key_id version N of this key would have" is one of this key's; Unwrap
+/// then lets Vault decrypt it with the version in the ciphertext (as long as it is at or above
+/// <c>min_decryption_version</c>). One entry therefore reads everything every version of the key wrote.</para>
 /// <para>Failures: 403 → the token is replaced once (re-login, or a re-read token file) and the call retried, then
 /// RootKeyDenied; 429 → Throttled, retried after Retry-After; 5xx, timeouts and connection failures → RootKeyUnavailable,
 /// retried; a ciphertext that fails Vault's authentication → Corruption. See <see cref="VaultErrorClassifier"/>.</para>
 /// <para>Thread safety: any number of concurrent calls.</para>
 /// </remarks>
-public sealed class VaultTransitRootKey : IRootKey
+public sealed class VaultTransitRootKey : IVersionedRootKey
 {
     public const string ProviderName = "vault";
 
@@ -36,18 +40,25 @@ public sealed class VaultTransitRootKey : IRootKey
     private readonly VaultTokenManager _tokens;
     private readonly string _encryptPath;
     private readonly string _decryptPath;
+    private readonly string _keyPath;
+
+    // Every instance made by WithVersion shares the HTTP client and the token manager (one login, one renewal timer);
+    // they are disposed with the last instance holding them.
+    private readonly ReferenceCount _holders;
     private int _disposed;
 
-    private VaultTransitRootKey(VaultTransitRootKeyOptions options, VaultHttpClient http, VaultTokenManager tokens, int version)
+    private VaultTransitRootKey(VaultTransitRootKeyOptions options, VaultHttpClient http, VaultTokenManager tokens, ReferenceCount holders, int version)
     {
         _options = options;
         _http = http;
         _tokens = tokens;
+        _holders = holders;
         Name = options.Name;
         KeyVersion = version;
-        KeyId = KeyIds.Derive(ProviderName, Identity(options, version));
+        KeyId = KeyIdOf(options, version);
         _encryptPath = $"{options.Mount}/encrypt/{options.KeyName}";
         _decryptPath = $"{options.Mount}/decrypt/{options.KeyName}";
+        _keyPath = KeyPath(options);
     }
 
     public string Name { get; }
@@ -56,8 +67,13 @@ public sealed class VaultTransitRootKey : IRootKey
 
     public string KeyId { get; }
 
-    /// <summary>The Transit key version this root key encrypts with and accepts.</summary>
+    /// <summary>The Transit key version this root key encrypts with.</summary>
     public int KeyVersion { get; }
+
+    /// <summary>No <c>keyVersion</c> configured: the latest version is followed (see <see cref="IVersionedRootKey"/>).</summary>
+    public bool FollowsLatestVersion => _options.KeyVersion is null;
+
+    public string CurrentVersion => KeyVersion.ToString(CultureInfo.InvariantCulture);
 
     /// <summary>
     /// <c>address=…;namespace=…;mount=…;key=…;version=N</c>, values percent-encoded. Every node must configure the
@@ -70,6 +86,10 @@ public sealed class VaultTransitRootKey : IRootKey
             "mount=" + Uri.EscapeDataString(options.Mount),
             "key=" + Uri.EscapeDataString(options.KeyName),
             "version=" + version.ToString(CultureInfo.InvariantCulture));
+
+    private static string KeyIdOf(VaultTransitRootKeyOptions options, int version) => KeyIds.Derive(ProviderName, Identity(options, version));
+
+    private static string KeyPath(VaultTransitRootKeyOptions options) => $"{options.Mount}/keys/{options.KeyName}";
 
     /// <summary>Synchronous <see cref="OpenAsync"/>, for the provider registry (which opens keys at start-up).</summary>
     public static VaultTransitRootKey Open(VaultTransitRootKeyOptions options) => OpenAsync(options, CancellationToken.None).GetAwaiter().GetResult();
@@ -94,7 +114,7 @@ public sealed class VaultTransitRootKey : IRootKey
             int version;
             try
             {
-                var info = await CallAsync(options, http, tokens, VaultOperation.ReadKey, HttpMethod.Get, $"{options.Mount}/keys/{options.KeyName}", null,
+                var info = await CallAsync(options, http, tokens, VaultOperation.ReadKey, HttpMethod.Get, KeyPath(options), null,
                     VaultKeyInfo.Parse, timeout.Token);
                 version = info.ChooseVersion(options.KeyVersion, options);
             }
@@ -108,7 +128,7 @@ public sealed class VaultTransitRootKey : IRootKey
                     $"vault root key '{options.Name}': could not read {options.Mount}/keys/{options.KeyName} within {options.OpenTimeout.TotalSeconds:0.#}s");
             }
 
-            return new VaultTransitRootKey(options, http, tokens, version);
+            return new VaultTransitRootKey(options, http, tokens, new ReferenceCount(), version);
         }
         catch
         {
@@ -159,16 +179,15 @@ public sealed class VaultTransitRootKey : IRootKey
     {
         cancellationToken.ThrowIfCancellationRequested();
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-        if (!VaultCiphertext.TryParse(wrapped.Span, out var ciphertext, out var version))
+        if (!VaultCiphertext.TryParse(wrapped.Span, out var ciphertext, out _))
         {
             throw KmsPluginException.Corrupt($"wrapped KEK for root key '{Name}' is not a vault transit blob");
         }
 
-        if (version != KeyVersion)
-        {
-            // Its key_id named this root key, whose version is fixed: the blob was moved or altered.
-            throw KmsPluginException.Corrupt($"wrapped KEK for root key '{Name}' names transit key version {version}, but this root key is version {KeyVersion}");
-        }
+        // Any version of this key: the caller chose this key because Recognizes matched the blob's version to the key_id it
+        // was wrapped under, and Vault decrypts with the version the ciphertext names. A blob whose version was edited, or
+        // that was moved to another key_id, still fails Vault's AEAD check: the version selects the key, and the associated
+        // data names the key_id.
 
         using var body = SecretJsonBody.Create(w =>
         {
@@ -188,9 +207,51 @@ public sealed class VaultTransitRootKey : IRootKey
         }, cancellationToken);
     }
 
+    /// <summary>
+    /// True when <paramref name="wrapped"/> is a Transit blob of this key whose version's key_id is <paramref name="keyId"/>:
+    /// this instance's own version, an older one (written before the key moved on) or a newer one (written by a node that
+    /// moved first). Local and bounded: the version is read from the <c>vault:vN:</c> prefix without allocating, and a
+    /// key_id is derived only for a well-formed blob presented under a key_id of this provider's shape. Never throws.
+    /// </summary>
+    public bool Recognizes(string keyId, ReadOnlySpan<byte> wrapped)
+    {
+        if (keyId is null || keyId.Length != KeyId.Length || !keyId.StartsWith(ProviderName + "-", StringComparison.Ordinal)
+            || !VaultCiphertext.TryReadVersion(wrapped, out var version))
+        {
+            return false;
+        }
+
+        return string.Equals(keyId, version == KeyVersion ? KeyId : KeyIdOf(_options, version), StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// Reads the key (<c>GET /v1/{mount}/keys/{key}</c>, the same checks as at open: AEAD type, not derived, encryption
+    /// allowed) and returns its <c>latest_version</c>, the version Vault encrypts with by default.
+    /// </summary>
+    public async Task<string> ReadLatestVersionAsync(CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        var info = await CallAsync(_options, _http, _tokens, VaultOperation.ReadKey, HttpMethod.Get, _keyPath, null, VaultKeyInfo.Parse, cancellationToken);
+        return info.ChooseVersion(null, _options).ToString(CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>This key wrapping with Transit version <paramref name="version"/>; shares the HTTP client and the Vault token.</summary>
+    /// <exception cref="ArgumentException"><paramref name="version"/> is not a version number of 1 or more.</exception>
+    public IVersionedRootKey WithVersion(string version)
+    {
+        ArgumentNullException.ThrowIfNull(version);
+        if (!int.TryParse(version, NumberStyles.None, CultureInfo.InvariantCulture, out var number) || number < 1)
+        {
+            throw new ArgumentException($"vault root key '{Name}': '{version}' is not a transit key version", nameof(version));
+        }
+
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0 || !_holders.TryAcquire(), this);
+        return new VaultTransitRootKey(_options, _http, _tokens, _holders, number);
+    }
+
     public void Dispose()
     {
-        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        if (Interlocked.Exchange(ref _disposed, 1) == 0 && _holders.Release())
         {
             _tokens.Dispose();
             _http.Dispose();

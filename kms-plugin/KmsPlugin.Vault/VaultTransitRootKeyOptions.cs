@@ -32,8 +32,8 @@ public sealed partial record VaultTransitRootKeyOptions
     public required string KeyName { get; init; }
 
     /// <summary>
-    /// The key version to encrypt with (<c>keyVersion</c>); null means the latest version, read once at open. Pin an
-    /// older version for a decrypt-only entry that keeps data written before a Vault key rotation readable.
+    /// The key version to encrypt with (<c>keyVersion</c>); null means the latest version, read at open and then followed
+    /// (<see cref="KmsPlugin.Core.RootKeys.IVersionedRootKey"/>). Pinned or not, the key unwraps what every version wrapped.
     /// </summary>
     public int? KeyVersion { get; init; }
 

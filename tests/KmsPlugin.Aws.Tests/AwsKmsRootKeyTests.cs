@@ -122,6 +122,12 @@ public sealed class AwsKmsRootKeyTests : IAsyncLifetime
         var rewrapped = await after.WrapAsync(kek, AwsTestOptions.Aad(), CancellationToken.None);
 
         Assert.Equal(before.KeyId, after.KeyId);
+
+        // Nothing for the version follower to do: the key is not versioned as far as the plugin can see, and its one
+        // key_id recognises every wrap (the default Recognizes).
+        Assert.IsNotAssignableFrom<IVersionedRootKey>(after);
+        Assert.True(((IRootKey)after).Recognizes(before.KeyId, wrapped));
+        Assert.False(((IRootKey)after).Recognizes(KeyIds.Derive("aws", "arn=" + key.Arn + "-other"), wrapped));
         using var old = await after.UnwrapAsync(wrapped, AwsTestOptions.Aad(), CancellationToken.None);
         using var fresh = await after.UnwrapAsync(rewrapped, AwsTestOptions.Aad(), CancellationToken.None);
         Assert.Equal(kek, old.Span.ToArray());

@@ -31,7 +31,7 @@ public sealed class PluginTests
     }
 
     [Fact]
-    public async Task After_the_primary_version_moves_the_reopened_plugin_reports_a_new_key_id_and_old_ciphertexts_still_decrypt()
+    public async Task After_the_primary_version_moves_the_plugin_on_the_new_version_decrypts_old_ciphertexts_with_a_single_root_key_entry()
     {
         await using var bed = await GcpTestBed.StartAsync();
         bed.Kms.AddVersion();
@@ -49,8 +49,10 @@ public sealed class PluginTests
 
         bed.Kms.AddVersion(makePrimary: true);
 
-        // The primary follows the new version; version 1 stays configured (pinned) as decrypt-only.
-        await using var after = await PluginHost.StartAsync(bed.PluginConfig(bed.RootKeyYaml("gcpkms"), bed.RootKeyYaml("gcpkms-v1", "1")));
+        // The same configuration (one entry following the primary). Until the live follower moves a running plugin, a
+        // restart stands in for the move.
+        await using var after = await PluginHost.StartAsync(bed.PluginConfig(bed.RootKeyYaml()));
+        await after.WaitForProbeAsync();
         var newKeyId = (await after.Apiserver.StatusAsync()).KeyId;
         Assert.NotEqual(oldKeyId, newKeyId);
         Assert.Equal(KeyIds.Derive("gcp", $"{FakeCloudKms.CryptoKey}/cryptoKeyVersions/2"), newKeyId);

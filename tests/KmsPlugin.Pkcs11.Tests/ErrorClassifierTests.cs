@@ -55,4 +55,14 @@ public sealed class ErrorClassifierTests
         Assert.Equal(KmsErrorKind.RootKeyUnavailable, error.Kind);
         Assert.Equal("pkcs11 root key 'hsm-a': C_Encrypt failed: CKR_DEVICE_ERROR", error.Message);
     }
+
+    [Fact]
+    public void With_a_token_label_the_message_names_the_token_and_says_what_a_removed_token_means()
+    {
+        var error = Pkcs11ErrorClassifier.ToException("hsm-a", new Pkcs11Exception("C_OpenSession", CKR.CKR_TOKEN_NOT_PRESENT), "kms");
+
+        Assert.Equal(KmsErrorKind.RootKeyUnavailable, error.Kind);
+        Assert.StartsWith("pkcs11 root key 'hsm-a': token 'kms': C_OpenSession failed: CKR_TOKEN_NOT_PRESENT (the token was removed", error.Message, StringComparison.Ordinal);
+        Assert.Contains("KEKs already in memory keep working", error.Message, StringComparison.Ordinal);
+    }
 }

@@ -89,6 +89,28 @@ public sealed class OpenErrorTests
     }
 
     [Fact]
+    public void Pin_file_in_a_directory_others_can_write_is_refused_with_the_chmod_that_fixes_it()
+    {
+        // Another user could rename the 0600 file away and put a PIN of their choosing in its place.
+        using var temp = new TempDirectory();
+        var shared = temp.FilePath("shared");
+        Directory.CreateDirectory(shared);
+        File.SetUnixFileMode(shared, (UnixFileMode)0b111_111_101); // 0775
+        var pin = File.ReadAllText(SoftHsmToken.Shared.PinFile);
+        var pinFile = Path.Combine(shared, "user.pin");
+        File.WriteAllText(pinFile, pin);
+        File.SetUnixFileMode(pinFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+
+        var error = Assert.Throws<KmsPluginException>(
+            () => Pkcs11RootKey.Open(TestOptions.For(SoftHsmToken.Shared) with { PinFile = pinFile }));
+
+        Assert.Equal(KmsErrorKind.RootKeyDenied, error.Kind);
+        Assert.Contains($"pinFile {pinFile}", error.Message, StringComparison.Ordinal);
+        Assert.Contains($"run: chmod go-w {shared}", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(pin, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Missing_pin_file_fails_unavailable_naming_it()
     {
         var error = Assert.Throws<KmsPluginException>(

@@ -25,8 +25,8 @@ public sealed class FakeRootKey : IRootKey
 
     public string Provider => "fake";
 
-    /// <summary>Settable to simulate the provider's primary version moving.</summary>
-    public string KeyId { get; set; }
+    /// <summary>Fixed for the key's life, like every root key's (a new version is a new key swapped into the ring).</summary>
+    public string KeyId { get; }
 
     public TimeSpan Latency { get; set; }
 

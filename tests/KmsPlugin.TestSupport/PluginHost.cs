@@ -39,7 +39,7 @@ public sealed class PluginHost : IAsyncDisposable
 
     public EnvelopeService Envelope => App.Services.GetRequiredService<EnvelopeService>();
 
-    public RootKeyRing Ring => App.Services.GetRequiredService<RootKeyRing>();
+    public RootKeyRing Ring => App.Services.GetRequiredService<ActiveRootKeys>().Current;
 
     /// <summary>A plugin with a local root key file in a fresh directory (or the given one, to share the key).</summary>
     public static Task<PluginHost> StartLocalAsync(TempDirectory? directory = null, ServerDependencies? dependencies = null,

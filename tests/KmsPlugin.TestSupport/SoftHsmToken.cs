@@ -14,8 +14,8 @@ namespace KmsPlugin.TestSupport;
 /// the token directory that was configured before the module was first initialised, and tokens created later are
 /// invisible to it (keys added later are seen). Hence two ways to get a token:
 /// <list type="bullet">
-/// <item><see cref="Shared"/> / <see cref="SharedSecondary"/>: the in-process tokens. The first access creates both
-/// tokens in one directory and points this process's SOFTHSM2_CONF at it — through libc's setenv, because
+/// <item><see cref="Shared"/> / <see cref="SharedSecondary"/> / <see cref="TakeExpendable"/>: the in-process tokens.
+/// The first access creates all of them in one directory and points this process's SOFTHSM2_CONF at it — through libc's setenv, because
 /// Environment.SetEnvironmentVariable only changes .NET's copy and the native module calls getenv. Touch them before
 /// anything in the test process loads libsofthsm2.so.</item>
 /// <item><see cref="Create"/>: a token directory of its own for a child process (pass <see cref="Environment"/> or
@@ -27,8 +27,11 @@ public sealed partial class SoftHsmToken : IDisposable
     public const string InstallHint = "apt-get install -y softhsm2 opensc";
     public const string ConfVariable = "SOFTHSM2_CONF";
 
-    private static readonly Lazy<(SoftHsmToken Primary, SoftHsmToken Secondary)> SharedTokens =
-        new(CreateShared, LazyThreadSafetyMode.ExecutionAndPublication);
+    /// <summary>How many <see cref="TakeExpendable"/> tokens each test process gets (about 0.4 s each to create).</summary>
+    public const int ExpendableTokenCount = 4;
+
+    private static readonly Lazy<SharedSet> SharedTokens = new(CreateShared, LazyThreadSafetyMode.ExecutionAndPublication);
+    private static int _expendableTaken;
 
     private static readonly string[] LibraryCandidates =
     [
@@ -69,6 +72,21 @@ public sealed partial class SoftHsmToken : IDisposable
     /// or two tokens with the same key label.
     /// </summary>
     public static SoftHsmToken SharedSecondary => SharedTokens.Value.Secondary;
+
+    /// <summary>
+    /// An in-process token of its own for a test that breaks it (deletes it, replaces its key, closes its sessions):
+    /// label <c>kms-xN</c>, its own PIN, key <c>kek1</c> (CKA_ID 01). Each call hands out a different one; they are
+    /// created with <see cref="Shared"/>, before the module loads, because SoftHSM2 sees only tokens that existed
+    /// when it was initialised. Throws when all <see cref="ExpendableTokenCount"/> are taken.
+    /// </summary>
+    public static SoftHsmToken TakeExpendable()
+    {
+        var tokens = SharedTokens.Value.Expendable;
+        var index = Interlocked.Increment(ref _expendableTaken) - 1;
+        return index < tokens.Count
+            ? tokens[index]
+            : throw new InvalidOperationException($"all {ExpendableTokenCount} expendable SoftHSM2 tokens of this test process are taken; raise SoftHsmToken.ExpendableTokenCount");
+    }
 
     /// <summary>The token directory (holds softhsm2.conf, tokens/ and the PIN files).</summary>
     public string Directory { get; }
@@ -146,10 +164,22 @@ public sealed partial class SoftHsmToken : IDisposable
         return new SoftHsmToken(null, Directory, Library, tokenLabel, keyLabel, keyIdHex.ToLowerInvariant(), pinFile, soPinFile);
     }
 
+    /// <summary>
+    /// Deletes the token the way an operator would (<c>softhsm2-util --delete-token</c>): its directory under the
+    /// token directory goes, with its keys. For a process that has the module loaded this is a token pulled out.
+    /// </summary>
+    public void DeleteToken() => Run("softhsm2-util", ["--delete-token", "--token", TokenLabel], ConfPath);
+
+    /// <summary>
+    /// Deletes the token's first key and generates a new AES-256 key under the same label and CKA_ID — a different key
+    /// that a lookup by label/id cannot tell from the old one.
+    /// </summary>
+    public void RegenerateKey() => RunScript(Library, Directory, TokenLabel, KeyLabel, KeyIdHex, PinFile, SoPinFile, allowDuplicateLabel: false, replaceKey: true);
+
     /// <summary>Removes the token directory if this instance created it (<see cref="Create"/>); shared tokens go at process exit.</summary>
     public void Dispose() => _ownedDirectory?.Dispose();
 
-    private static (SoftHsmToken Primary, SoftHsmToken Secondary) CreateShared()
+    private static SharedSet CreateShared()
     {
         var library = FindPrerequisites();
         var directory = new TempDirectory();
@@ -161,6 +191,7 @@ public sealed partial class SoftHsmToken : IDisposable
             var primary = new SoftHsmToken(null, directory.Path, library, "kms", "kek1", "01", pinFile, soPinFile);
             primary.AddKey("kek2", "02");
             var secondary = primary.AddToken("kms-2");
+            var expendable = Enumerable.Range(1, ExpendableTokenCount).Select(i => primary.AddToken($"kms-x{i}")).ToList();
 
             // Native setenv, not only Environment.SetEnvironmentVariable: libsofthsm2 reads it with getenv(3).
             if (SetEnv(ConfVariable, primary.ConfPath, 1) != 0)
@@ -170,7 +201,7 @@ public sealed partial class SoftHsmToken : IDisposable
 
             System.Environment.SetEnvironmentVariable(ConfVariable, primary.ConfPath);
             AppDomain.CurrentDomain.ProcessExit += (_, _) => directory.Dispose();
-            return (primary, secondary);
+            return new SharedSet(primary, secondary, expendable);
         }
         catch
         {
@@ -212,7 +243,7 @@ public sealed partial class SoftHsmToken : IDisposable
     }
 
     private static void RunScript(string library, string directory, string tokenLabel, string keyLabel, string keyIdHex,
-        string pinFile, string soPinFile, bool allowDuplicateLabel)
+        string pinFile, string soPinFile, bool allowDuplicateLabel, bool replaceKey = false)
     {
         var script = System.IO.Path.Combine(RepositoryRoot.Path, "hsm", "create-softhsm-token.sh");
         var startInfo = new ProcessStartInfo("bash")
@@ -235,6 +266,11 @@ public sealed partial class SoftHsmToken : IDisposable
             startInfo.ArgumentList.Add("--allow-duplicate-label");
         }
 
+        if (replaceKey)
+        {
+            startInfo.ArgumentList.Add("--replace-key");
+        }
+
         // The script writes its own softhsm2.conf and exports SOFTHSM2_CONF itself; do not let ours leak in.
         startInfo.Environment.Remove(ConfVariable);
 
@@ -254,8 +290,40 @@ public sealed partial class SoftHsmToken : IDisposable
         }
     }
 
+    /// <summary>Runs a SoftHSM2/OpenSC tool against the token directory of <paramref name="confPath"/>.</summary>
+    private static void Run(string tool, string[] arguments, string confPath)
+    {
+        var startInfo = new ProcessStartInfo(tool)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var argument in arguments)
+        {
+            startInfo.ArgumentList.Add(argument);
+        }
+
+        startInfo.Environment[ConfVariable] = confPath;
+        using var process = Process.Start(startInfo) ?? throw new InvalidOperationException($"cannot start {tool} (install it with: {InstallHint})");
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(TimeSpan.FromSeconds(60)))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new InvalidOperationException($"{tool} did not finish within 60 s");
+        }
+
+        if (process.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"{tool} {string.Join(' ', arguments)} failed with exit code {process.ExitCode}:\n{stderr.Result}{stdout.Result}");
+        }
+    }
+
     [GeneratedRegex("[^A-Za-z0-9_.-]")]
     private static partial Regex SafeFileName();
+
+    private sealed record SharedSet(SoftHsmToken Primary, SoftHsmToken Secondary, IReadOnlyList<SoftHsmToken> Expendable);
 
     [DllImport("libc", EntryPoint = "setenv", SetLastError = true)]
     private static extern int SetEnv([MarshalAs(UnmanagedType.LPUTF8Str)] string name, [MarshalAs(UnmanagedType.LPUTF8Str)] string value, int overwrite);

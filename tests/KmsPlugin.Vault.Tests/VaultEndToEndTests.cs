@@ -3,6 +3,7 @@ using Grpc.Core;
 using KmsPlugin.Client;
 using KmsPlugin.Configuration;
 using KmsPlugin.Core.Envelope;
+using KmsPlugin.Core.Security;
 using KmsPlugin.TestSupport;
 
 namespace KmsPlugin.Vault.Tests;
@@ -31,13 +32,13 @@ public sealed class VaultEndToEndTests : IAsyncLifetime, IDisposable
 
     public void Dispose() => _dir.Dispose();
 
-    private static string Entry(string name, string address, int? keyVersion) => $"""
+    private static string Entry(string name, string address, int? keyVersion, string keyName = "k8s-secrets") => $"""
           - name: {name}
             provider: vault
             vault:
               address: {address}
               namespace: platform
-              key: k8s-secrets
+              key: {keyName}
               {(keyVersion is null ? "" : $"keyVersion: {keyVersion}")}
               networkTimeout: 1s
               retryBaseDelay: 1ms
@@ -48,18 +49,13 @@ public sealed class VaultEndToEndTests : IAsyncLifetime, IDisposable
                 tokenFile: sa-token
         """;
 
-    private async Task<PluginHost> StartAsync(params (string Name, int? KeyVersion)[] keys)
+    private async Task<PluginHost> StartAsync(string keyName = "k8s-secrets")
     {
-        if (keys.Length == 0)
-        {
-            keys = [("vault-prod", null)];
-        }
-
         var yaml = $"""
             listen: unix://{_dir.FilePath($"kms-{Interlocked.Increment(ref _sockets)}.sock")}
             rootKeyTimeout: 3s
             rootKeys:
-            {string.Join('\n', keys.Select(k => Entry(k.Name, _vault.Address.ToString().TrimEnd('/'), k.KeyVersion)))}
+            {Entry("vault-prod", _vault.Address.ToString().TrimEnd('/'), null, keyName)}
             """;
         var config = ConfigLoader.Parse(yaml, _dir.Path) with { Logging = new LoggingConfig { Level = LogLevel.Warning } };
         var plugin = await PluginHost.StartAsync(config);
@@ -84,7 +80,7 @@ public sealed class VaultEndToEndTests : IAsyncLifetime, IDisposable
     }
 
     [Fact]
-    public async Task After_a_Vault_key_rotation_the_reopened_plugin_reports_a_new_key_id_and_old_data_still_decrypts()
+    public async Task After_a_Vault_key_rotation_the_plugin_on_the_new_version_decrypts_old_data_with_a_single_root_key_entry()
     {
         var seeds = Enumerable.Range(0, 3).Select(_ => RandomNumberGenerator.GetBytes(32)).ToList();
         var stored = new List<Protocol.V2.EncryptResponse>();
@@ -98,16 +94,20 @@ public sealed class VaultEndToEndTests : IAsyncLifetime, IDisposable
 
         _key.Rotate(); // vault write -f transit/keys/k8s-secrets/rotate
 
-        // The operator keeps version 1 as a decrypt-only entry for the data written before the rotation.
-        await using var after = await StartAsync(("vault-prod", null), ("vault-prod-v1", 1));
+        // The same configuration (one versionless entry): the plugin now wraps with version 2, a new key_id. Until the
+        // live follower moves a running plugin, a restart stands in for the move.
+        await using var after = await StartAsync();
         var status = await after.Apiserver.StatusAsync();
 
         Assert.NotEqual(stored[0].KeyId, status.KeyId);
         Assert.Equal("ok", status.Healthz);
+        var decryptsBefore = _vault.Calls("decrypt");
         for (var i = 0; i < seeds.Count; i++)
         {
             Assert.Equal(seeds[i], await after.Apiserver.DecryptAsync(stored[i]));
         }
+
+        Assert.Equal(1, _vault.Calls("decrypt") - decryptsBefore); // one KEK of version 1, unwrapped once
 
         var fresh = await after.Apiserver.EncryptAsync(seeds[0]);
         Assert.Equal(status.KeyId, fresh.KeyId);
@@ -116,7 +116,7 @@ public sealed class VaultEndToEndTests : IAsyncLifetime, IDisposable
     }
 
     [Fact]
-    public async Task Without_the_old_version_configured_data_from_before_a_rotation_is_refused_naming_its_key_id()
+    public async Task Data_of_another_Transit_key_is_refused_naming_its_key_id()
     {
         Protocol.V2.EncryptResponse stored;
         await using (var before = await StartAsync())
@@ -124,12 +124,15 @@ public sealed class VaultEndToEndTests : IAsyncLifetime, IDisposable
             stored = await before.Apiserver.EncryptAsync(RandomNumberGenerator.GetBytes(32));
         }
 
-        _key.Rotate();
-        await using var after = await StartAsync();
+        // Another key whose versions (1) look the same in a wrap: only the key_id tells them apart.
+        _vault.CreateKey("k8s-secrets-2");
+        await using var after = await StartAsync(keyName: "k8s-secrets-2");
+        var decrypts = _vault.Calls("decrypt");
         var error = await Assert.ThrowsAsync<RpcException>(() => after.Apiserver.DecryptAsync(stored));
 
         Assert.Equal(StatusCode.FailedPrecondition, error.StatusCode);
-        Assert.Contains("decrypt-only", error.Status.Detail, StringComparison.Ordinal);
+        Assert.Contains(KeyIdHash.Of(stored.KeyId), error.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal(decrypts, _vault.Calls("decrypt"));
     }
 
     public static TheoryData<FaultKind, StatusCode, int, string> SocketFaults => new()

@@ -23,5 +23,10 @@ public sealed record EnvelopeOptions
     /// <summary>How Encrypt protects seeds: the local KEK hierarchy (default) or a root-key wrap per seed.</summary>
     public EnvelopeMode Mode { get; init; } = EnvelopeMode.Kek;
 
-    public const long HardMaxUses = 1L << 32;
+    /// <summary>
+    /// The most seals any configuration may allow under one KEK: 2^28, a sixteenth of the 2^32 random-nonce
+    /// invocations NIST SP 800-38D section 8.3 allows per key, so even a misconfigured plugin keeps the nonce
+    /// collision probability below 2^-41.
+    /// </summary>
+    public const long HardMaxUses = 1L << 28;
 }

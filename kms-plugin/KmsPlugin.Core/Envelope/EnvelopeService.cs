@@ -10,12 +10,14 @@ namespace KmsPlugin.Core.Envelope;
 /// <summary>
 /// The local KEK hierarchy (DESIGN.md section 2). Encrypt seals the apiserver's seed with the current local KEK;
 /// the KEK travels, wrapped by the primary root key, in an annotation. Decrypt finds the KEK in the cache or
-/// unwraps it once through the root key named by key_id. The hot path makes no remote call.
+/// unwraps it once through the root key named by key_id. The hot path makes no remote call. The root keys are read
+/// from <see cref="ActiveRootKeys"/> on every call, so a reload or a followed key version applies to the next call
+/// while calls in flight finish with the ring they started with.
 /// </summary>
 public sealed class EnvelopeService : IDisposable
 {
     private const string ApiserverWouldReject = "the plugin produced an Encrypt response kube-apiserver would reject: ";
-    private readonly RootKeyRing _ring;
+    private readonly ActiveRootKeys _keys;
     private readonly EnvelopeOptions _options;
     private readonly TimeProvider _time;
     private readonly IRandomSource _random;
@@ -25,7 +27,13 @@ public sealed class EnvelopeService : IDisposable
     private LocalKek? _current;
     private long _rotations;
 
+    /// <summary>A service over a fixed ring (tests and tools); the ring is not disposed by the service.</summary>
     public EnvelopeService(RootKeyRing ring, EnvelopeOptions options, TimeProvider time, IRandomSource random, ILogger logger)
+        : this(new ActiveRootKeys(ring, time), options, time, random, logger)
+    {
+    }
+
+    public EnvelopeService(ActiveRootKeys keys, EnvelopeOptions options, TimeProvider time, IRandomSource random, ILogger logger)
     {
         ArgumentNullException.ThrowIfNull(options);
         if (options.MaxUses is < 1 or > EnvelopeOptions.HardMaxUses)
@@ -33,7 +41,7 @@ public sealed class EnvelopeService : IDisposable
             throw new ArgumentOutOfRangeException(nameof(options), $"MaxUses must be 1..{EnvelopeOptions.HardMaxUses}");
         }
 
-        _ring = ring;
+        _keys = keys;
         _options = options;
         _time = time;
         _random = random;
@@ -41,15 +49,21 @@ public sealed class EnvelopeService : IDisposable
         _cache = new KekCache(options.CacheSize);
     }
 
-    /// <summary>The key_id of the primary root key: what Status reports and what the next Encrypt returns.</summary>
-    public string CurrentKeyId => _ring.Primary.KeyId;
+    /// <summary>The key_id of the primary root key (with its epoch): what Status reports and what the next Encrypt returns.</summary>
+    public string CurrentKeyId => _keys.Current.PrimaryKeyId;
 
-    public RootKeyRing Ring => _ring;
+    public RootKeyRing Ring => _keys.Current;
+
+    /// <summary>Time after an additional wrap failed before a KEK is made again to retry it.</summary>
+    public static readonly TimeSpan MissingWrapRetry = TimeSpan.FromMinutes(1);
 
     public KekCacheStatistics CacheStatistics => _cache.Statistics;
 
     /// <summary>How many local KEKs this process has made.</summary>
     public long Rotations => Interlocked.Read(ref _rotations);
+
+    /// <summary>The KEK that seals new seeds (its creation time and seals so far), or null before the first one; for metrics.</summary>
+    public CurrentKekInfo? CurrentKek => Volatile.Read(ref _current) is { } kek ? new CurrentKekInfo(kek.CreatedAt, kek.Seals) : null;
 
     public async Task<EncryptResult> EncryptAsync(ReadOnlyMemory<byte> plaintext, CancellationToken cancellationToken)
     {
@@ -145,8 +159,20 @@ public sealed class EnvelopeService : IDisposable
     {
         SealedSeedFormat.CheckStructure(ciphertext.Span);
         var annotationValue = SingleWrappedKek(annotations);
-        var rootKeyWrap = WrappedKekAnnotation.RootKeyWrap(annotationValue);
-        var rootKey = RootKeyFor(keyId);
+        var ring = _keys.Current;
+        var baseKeyId = KeyIdEpoch.BaseOf(keyId);
+        SealedRequest request;
+        if (!WrappedKekAnnotation.IsMultiWrap(annotationValue.Span))
+        {
+            // v1: one wrap, made by the root key the key_id names (or another version of it).
+            var rootKeyWrap = WrappedKekAnnotation.RootKeyWrap(annotationValue);
+            var rootKey = ring.FindUnwrapper(baseKeyId, rootKeyWrap.Span) ?? throw UnknownKeyId(keyId, ring);
+            request = new SealedRequest(rootKey, default, annotationValue, rootKeyWrap);
+        }
+        else
+        {
+            request = MultiWrapRequest(ring, keyId, WrappedKekAnnotation.Wraps(annotationValue));
+        }
 
         var blobHash = Hash256.Of(annotationValue.Span);
         if (!blobHash.PrefixEquals(SealedSeedFormat.KekReference(ciphertext.Span)))
@@ -154,8 +180,46 @@ public sealed class EnvelopeService : IDisposable
             throw KmsPluginException.Corrupt($"annotation {WrappedKekAnnotation.Key} does not belong to this ciphertext");
         }
 
-        return new SealedRequest(rootKey, new KekCacheKey(keyId, blobHash), annotationValue, rootKeyWrap);
+        return request with { CacheKey = new KekCacheKey(keyId, blobHash), AnnotationValue = annotationValue };
     }
+
+    /// <summary>
+    /// A v2 annotation: the first wrap must be the primary named by key_id (what Encrypt wrote); the keys that can
+    /// unwrap are taken in configured order (DESIGN: "Decrypt tries the wraps in configured order"), so a lost
+    /// primary region falls back to an additional wrap.
+    /// </summary>
+    private static SealedRequest MultiWrapRequest(RootKeyRing ring, string keyId, List<KeyValuePair<string, ReadOnlyMemory<byte>>> wraps)
+    {
+        if (wraps[0].Key != KeyIdEpoch.BaseOf(keyId))
+        {
+            throw KmsPluginException.Corrupt($"annotation {WrappedKekAnnotation.Key} was not written under key_id {KeyIdHash.Of(keyId)}");
+        }
+
+        var candidates = new List<KeyValuePair<IRootKey, ReadOnlyMemory<byte>>>();
+        foreach (var key in ring.Keys)
+        {
+            foreach (var (wrapKeyId, wrap) in wraps)
+            {
+                if (key.Recognizes(wrapKeyId, wrap.Span))
+                {
+                    candidates.Add(new(key, wrap));
+                    break;
+                }
+            }
+        }
+
+        if (candidates.Count == 0)
+        {
+            throw UnknownKeyId(keyId, ring);
+        }
+
+        return new SealedRequest(candidates[0].Key, default, default, candidates[0].Value, candidates.Count > 1 ? candidates[1..] : null);
+    }
+
+    private static KmsPluginException UnknownKeyId(string keyId, RootKeyRing ring) =>
+        new(KmsErrorKind.UnknownKeyId,
+            $"key_id {KeyIdHash.Of(keyId)} is not one of this plugin's root keys (primary key_id {KeyIdHash.Of(ring.PrimaryKeyId)}); "
+            + "if the root key that wrote this data was removed from rootKeys, add it back as a decrypt-only entry");
 
     /// <summary>A cache miss: one root-key unwrap, shared by every concurrent request for the same KEK (single flight).</summary>
     private async Task<byte[]> DecryptUncachedAsync(ReadOnlyMemory<byte> ciphertext, SealedRequest request, CancellationToken cancellationToken)
@@ -193,8 +257,9 @@ public sealed class EnvelopeService : IDisposable
     /// <summary>Direct mode: the primary root key wraps the seed itself, one remote call per Encrypt (<see cref="DirectSeedFormat"/>).</summary>
     private async Task<EncryptResult> EncryptDirectAsync(ReadOnlyMemory<byte> plaintext, CancellationToken cancellationToken)
     {
-        var primary = _ring.Primary;
-        var keyId = primary.KeyId;
+        var ring = _keys.Current;
+        var primary = ring.Primary;
+        var keyId = ring.PrimaryKeyId;
         byte[] wrap;
         using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
         {
@@ -226,7 +291,8 @@ public sealed class EnvelopeService : IDisposable
         }
 
         var rootKeyWrap = DirectSeedFormat.RootKeyWrap(ciphertext);
-        var rootKey = RootKeyFor(keyId);
+        var ring = _keys.Current;
+        var rootKey = ring.FindUnwrapper(KeyIdEpoch.BaseOf(keyId), rootKeyWrap.Span) ?? throw UnknownKeyId(keyId, ring);
         SecretBuffer seed;
         using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
         {
@@ -248,13 +314,6 @@ public sealed class EnvelopeService : IDisposable
         }
     }
 
-    private IRootKey RootKeyFor(string keyId) =>
-        _ring.TryGet(keyId, out var rootKey)
-            ? rootKey
-            : throw new KmsPluginException(KmsErrorKind.UnknownKeyId,
-                $"key_id {KeyIdHash.Of(keyId)} is not one of this plugin's root keys (primary key_id {KeyIdHash.Of(CurrentKeyId)}); "
-                + "if the root key that wrote this data was removed from rootKeys, add it back as a decrypt-only entry");
-
     private static ReadOnlyMemory<byte> SingleWrappedKek(IReadOnlyList<KeyValuePair<string, ReadOnlyMemory<byte>>> annotations)
     {
         ReadOnlyMemory<byte>? found = null;
@@ -274,11 +333,33 @@ public sealed class EnvelopeService : IDisposable
 
     private async Task<LocalKek> UnwrapKekAsync(SealedRequest request, CancellationToken flightToken)
     {
-        var (rootKey, cacheKey, annotationValue, rootKeyWrap) = request;
+        var associatedData = WrappedKekAnnotation.WrapAssociatedData(request.CacheKey.KeyId);
+        KmsPluginException? firstFailure = null;
+        var attempts = 1 + (request.Fallbacks?.Count ?? 0);
+        for (var i = 0; i < attempts; i++)
+        {
+            var (rootKey, wrap) = i == 0 ? new(request.RootKey, request.RootKeyWrap) : request.Fallbacks![i - 1];
+            try
+            {
+                return await UnwrapWithAsync(rootKey, wrap, associatedData, request, flightToken);
+            }
+            catch (KmsPluginException e) when (i + 1 < attempts && !flightToken.IsCancellationRequested)
+            {
+                // Another configured root key holds a wrap of the same KEK: a lost region or provider is not fatal.
+                firstFailure ??= e;
+                _logger.LogWarning("root key {RootKey} could not unwrap a KEK ({Reason}); trying the next wrap", rootKey.Name, e.Message);
+            }
+        }
+
+        throw firstFailure ?? new KmsPluginException(KmsErrorKind.Internal, "no root key was tried");
+    }
+
+    private async Task<LocalKek> UnwrapWithAsync(IRootKey rootKey, ReadOnlyMemory<byte> wrap, byte[] associatedData, SealedRequest request, CancellationToken flightToken)
+    {
         SecretBuffer secret;
         try
         {
-            secret = await rootKey.UnwrapAsync(rootKeyWrap, WrappedKekAnnotation.WrapAssociatedData(cacheKey.KeyId), flightToken);
+            secret = await rootKey.UnwrapAsync(wrap, associatedData, flightToken);
         }
         catch (OperationCanceledException e) when (flightToken.IsCancellationRequested)
         {
@@ -292,7 +373,7 @@ public sealed class EnvelopeService : IDisposable
             throw KmsPluginException.Corrupt($"root key '{rootKey.Name}' unwrapped a KEK of the wrong size");
         }
 
-        return new LocalKek(secret, cacheKey, annotationValue.ToArray(), _time.GetUtcNow());
+        return new LocalKek(secret, request.CacheKey, request.AnnotationValue.ToArray(), _time.GetUtcNow());
     }
 
     /// <summary>The current KEK, acquired and (with <paramref name="countUse"/>) counted, if it may still seal; else null.</summary>
@@ -338,6 +419,11 @@ public sealed class EnvelopeService : IDisposable
             return "use limit reached";
         }
 
+        if (kek.MissingWraps && _time.GetUtcNow() - kek.CreatedAt >= MissingWrapRetry)
+        {
+            return "retrying an additional wrap that failed";
+        }
+
         return _time.GetUtcNow() - kek.CreatedAt >= _options.MaxAge ? "age limit reached" : null;
     }
 
@@ -351,35 +437,26 @@ public sealed class EnvelopeService : IDisposable
                 return; // another request rotated while this one waited
             }
 
-            var primary = _ring.Primary;
+            var ring = _keys.Current;
+            var primary = ring.Primary;
+            var keyId = ring.PrimaryKeyId;
             var secret = new SecretBuffer(LocalKek.KeyBytes);
             LocalKek kek;
             try
             {
                 _random.Fill(secret.WritableSpan);
-                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-                timeout.CancelAfter(_options.RootKeyTimeout);
-                byte[] wrap;
-                try
-                {
-                    wrap = await primary.WrapAsync(secret.Memory, WrappedKekAnnotation.WrapAssociatedData(primary.KeyId), timeout.Token);
-                }
-                catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
-                {
-                    throw new KmsPluginException(KmsErrorKind.RootKeyUnavailable,
-                        $"root key '{primary.Name}' did not wrap a new KEK within {_options.RootKeyTimeout.TotalSeconds:0.#}s", e);
-                }
-
-                var annotationValue = WrappedKekAnnotation.Encode(wrap);
+                var associatedData = WrappedKekAnnotation.WrapAssociatedData(keyId);
+                var wrap = await WrapWithAsync(primary, secret, associatedData, "wrap a new KEK", cancellationToken);
+                var (annotationValue, missing) = await AddAdditionalWrapsAsync(ring, primary, wrap, secret, associatedData, cancellationToken);
 
                 // Checked here, once per KEK, rather than on every Encrypt: every seal under this KEK returns this key_id and annotation.
-                if ((ApiserverRules.CheckKeyId(primary.KeyId)
+                if ((ApiserverRules.CheckKeyId(keyId)
                         ?? ApiserverRules.CheckAnnotations([new(WrappedKekAnnotation.Key, annotationValue.Length)])) is { } problem)
                 {
                     throw new KmsPluginException(KmsErrorKind.Internal, ApiserverWouldReject + problem);
                 }
 
-                kek = new LocalKek(secret, new KekCacheKey(primary.KeyId, Hash256.Of(annotationValue)), annotationValue, _time.GetUtcNow());
+                kek = new LocalKek(secret, new KekCacheKey(keyId, Hash256.Of(annotationValue)), annotationValue, _time.GetUtcNow()) { MissingWraps = missing };
             }
             catch
             {
@@ -391,13 +468,61 @@ public sealed class EnvelopeService : IDisposable
             var reason = stale is null ? "first KEK" : RotationReason(stale) ?? "replaced";
             Interlocked.Exchange(ref _current, kek)?.Release();
             Interlocked.Increment(ref _rotations);
-            _logger.LogInformation("new local KEK wrapped by root key {RootKey} ({Provider}, key_id {KeyIdHash}): {Reason}",
-                primary.Name, primary.Provider, KeyIdHash.Of(primary.KeyId), reason);
+            _logger.LogInformation("new local KEK wrapped by root key {RootKey} ({Provider}, key_id {KeyIdHash}){Additional}: {Reason}",
+                primary.Name, primary.Provider, KeyIdHash.Of(kek.CacheKey.KeyId),
+                ring.AdditionalWraps.Count == 0 ? "" : $" and {ring.AdditionalWraps.Count} additional root key(s)", reason);
         }
         finally
         {
             _rotationLock.Release();
         }
+    }
+
+    private async Task<byte[]> WrapWithAsync(IRootKey rootKey, SecretBuffer secret, byte[] associatedData, string what, CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(_options.RootKeyTimeout);
+        try
+        {
+            return await rootKey.WrapAsync(secret.Memory, associatedData, timeout.Token);
+        }
+        catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new KmsPluginException(KmsErrorKind.RootKeyUnavailable,
+                $"root key '{rootKey.Name}' did not {what} within {_options.RootKeyTimeout.TotalSeconds:0.#}s", e);
+        }
+    }
+
+    /// <summary>
+    /// The annotation value for a new KEK: v1 with the primary's wrap alone, or v2 with every additional wrap too. An
+    /// additional root key that fails does not fail the KEK (losing an escrow must not stop Encrypt): the KEK is
+    /// marked and replaced after <see cref="MissingWrapRetry"/>, and the failure is logged.
+    /// </summary>
+    private async Task<(byte[] Value, bool Missing)> AddAdditionalWrapsAsync(RootKeyRing ring, IRootKey primary, byte[] primaryWrap, SecretBuffer secret,
+        byte[] associatedData, CancellationToken cancellationToken)
+    {
+        if (ring.AdditionalWraps.Count == 0)
+        {
+            return (WrappedKekAnnotation.Encode(primaryWrap), false);
+        }
+
+        var wraps = new List<KeyValuePair<string, byte[]>> { new(primary.KeyId, primaryWrap) };
+        var missing = false;
+        foreach (var additional in ring.AdditionalWraps)
+        {
+            try
+            {
+                wraps.Add(new(additional.KeyId, await WrapWithAsync(additional, secret, associatedData, "wrap a new KEK", cancellationToken)));
+            }
+            catch (KmsPluginException e)
+            {
+                missing = true;
+                _logger.LogWarning("additional root key {RootKey} ({Provider}) did not wrap the new KEK, which is made without that wrap: {Reason}",
+                    additional.Name, additional.Provider, e.Message);
+            }
+        }
+
+        return (wraps.Count == 1 ? WrappedKekAnnotation.Encode(primaryWrap) : WrappedKekAnnotation.EncodeMany(wraps), missing);
     }
 
     private static void CheckAgainstApiserverRules(EncryptResult result)

@@ -46,6 +46,9 @@ internal sealed class LocalKek
 
     public DateTimeOffset CreatedAt { get; }
 
+    /// <summary>True when an additional-wrap root key could not wrap this KEK when it was made (it is replaced early).</summary>
+    public bool MissingWraps { get; init; }
+
     public long Seals => Interlocked.Read(ref _seals);
 
     /// <summary>Counts one more seal under this KEK and returns the new count.</summary>

@@ -18,6 +18,7 @@ public sealed class RootKeyHealthMonitor
     private readonly IRandomSource _random;
     private readonly ILogger _logger;
     private HealthState _state;
+    private DateTimeOffset _lastLogged = DateTimeOffset.MinValue;
 
     public RootKeyHealthMonitor(Func<RootKeyRing> ring, TimeSpan interval, TimeSpan timeout, TimeProvider time, IRandomSource random, ILogger logger)
     {
@@ -54,7 +55,10 @@ public sealed class RootKeyHealthMonitor
         }
         catch (KmsPluginException e)
         {
-            next = new HealthState(false, $"root key '{primary.Name}' ({primary.Provider}): {e.Message}", _time.GetUtcNow());
+            // Most provider and breaker messages already start with "root key 'name'": do not say it twice.
+            var named = $"root key '{primary.Name}'";
+            var detail = e.Message.StartsWith(named, StringComparison.Ordinal) ? e.Message[named.Length..].TrimStart(' ', ':') : e.Message;
+            next = new HealthState(false, $"{named} ({primary.Provider}): {detail}", _time.GetUtcNow());
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
@@ -71,8 +75,12 @@ public sealed class RootKeyHealthMonitor
         }
 
         var previous = Interlocked.Exchange(ref _state, next);
-        if (previous.Healthy != next.Healthy || previous.Reason != next.Reason)
+
+        // Log every change of verdict; while unhealthy, a changed reason (e.g. a breaker's countdown) at most once a minute.
+        var now = _time.GetUtcNow();
+        if (previous.Healthy != next.Healthy || (previous.Reason != next.Reason && now - _lastLogged >= TimeSpan.FromMinutes(1)))
         {
+            _lastLogged = now;
             if (next.Healthy)
             {
                 _logger.LogInformation("root key {RootKey} ({Provider}, key_id {KeyIdHash}) is healthy", primary.Name, primary.Provider, KeyIdHash.Of(primary.KeyId));
@@ -86,11 +94,24 @@ public sealed class RootKeyHealthMonitor
         return next;
     }
 
-    public async Task RunAsync(CancellationToken stoppingToken)
+    /// <param name="afterProbe">Runs after each probe (the version follower); its failures are its own to log.</param>
+    public async Task RunAsync(CancellationToken stoppingToken, Func<CancellationToken, Task>? afterProbe = null)
     {
         while (!stoppingToken.IsCancellationRequested)
         {
             var state = await ProbeOnceAsync(stoppingToken);
+            if (afterProbe is not null)
+            {
+                try
+                {
+                    await afterProbe(stoppingToken);
+                }
+                catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+                {
+                    return;
+                }
+            }
+
             var wait = state.Healthy ? Interval : TimeSpan.FromTicks(Math.Min(Interval.Ticks, TimeSpan.FromSeconds(10).Ticks));
             try
             {

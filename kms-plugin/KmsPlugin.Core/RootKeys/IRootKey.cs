@@ -26,4 +26,13 @@ public interface IRootKey : IDisposable
     /// <summary>Unwraps a blob made by <see cref="WrapAsync"/> with the same associated data.</summary>
     /// <exception cref="Errors.KmsPluginException">Corruption when the blob does not authenticate; other kinds for backend failures.</exception>
     Task<SecretBuffer> UnwrapAsync(ReadOnlyMemory<byte> wrapped, ReadOnlyMemory<byte> associatedData, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Whether this key can unwrap <paramref name="wrapped"/>, which was made by the root key whose key_id (without
+    /// any epoch suffix) is <paramref name="keyId"/>: its own <see cref="KeyId"/>, or — for providers that record the
+    /// key version in the wrap — the key_id of another version of the same key, so a key that moved to a new version
+    /// keeps unwrapping what older versions wrapped without a second configuration entry. A purely local check (no
+    /// remote call): it runs for every uncached Decrypt, before anything is sent to the backend.
+    /// </summary>
+    bool Recognizes(string keyId, ReadOnlySpan<byte> wrapped) => string.Equals(keyId, KeyId, StringComparison.Ordinal);
 }

@@ -92,14 +92,8 @@ public sealed class LocalRootKey : IRootKey
                     $"local root key file {path} does not exist (set create: true to generate one)");
             }
 
-            var mode = info.UnixFileMode;
-            const UnixFileMode groupOrOther = UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
-                | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
-            if ((mode & groupOrOther) != 0)
-            {
-                throw new KmsPluginException(KmsErrorKind.RootKeyDenied,
-                    $"local root key file {path} is accessible by group or others (mode {Convert.ToString((int)mode, 8)}); run: chmod 600 {path}");
-            }
+            // Owner-only mode, owned by us or root, in directories nobody else can write (FileSafety's remarks).
+            FileSafety.RequireSecretFile(path, "local root key", "keyFile");
 
             if (info.Length != KeyBytes)
             {

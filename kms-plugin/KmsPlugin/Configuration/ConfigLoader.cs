@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Text;
 using KmsPlugin.Core.Envelope;
+using KmsPlugin.Core.RootKeys;
 using Microsoft.Extensions.Logging;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
@@ -31,7 +32,11 @@ public static class ConfigLoader
             throw new ConfigException("--config", $"cannot read {path}: {e.Message}");
         }
 
-        return Parse(text, Path.GetDirectoryName(Path.GetFullPath(path)) ?? "/", listenOverride);
+        return Parse(text, Path.GetDirectoryName(Path.GetFullPath(path)) ?? "/", listenOverride) with
+        {
+            SourcePath = Path.GetFullPath(path),
+            ListenOverride = listenOverride,
+        };
     }
 
     /// <summary>Parses configuration text; relative file paths are resolved against <paramref name="baseDirectory"/>.</summary>
@@ -58,7 +63,8 @@ public static class ConfigLoader
         }
 
         var top = new ConfigNode(root, "");
-        top.AllowOnly("listen", "socketGroup", "statusVersion", "kek", "envelope", "rootKeys", "health", "logging", "rootKeyTimeout", "shutdownTimeout");
+        top.AllowOnly("listen", "socketGroup", "statusVersion", "kek", "envelope", "rootKeys", "health", "logging", "rootKeyTimeout", "shutdownTimeout",
+            "stateDirectory", "rotation", "reload", "kmsV1beta1", "circuitBreaker");
 
         var listen = listenOverride ?? top.Text("listen") ?? throw new ConfigException("listen", "is required (e.g. unix:///var/run/kmsplugin/kms.sock)");
         var config = new PluginConfig
@@ -71,8 +77,13 @@ public static class ConfigLoader
             RootKeys = ParseRootKeys(top, baseDirectory),
             Health = ParseHealth(top.Mapping("health")),
             Logging = ParseLogging(top.Mapping("logging")),
+            CircuitBreaker = CircuitBreakerConfig.Parse(top.Mapping("circuitBreaker")),
             RootKeyTimeout = top.Duration("rootKeyTimeout", TimeSpan.FromSeconds(10), TimeSpan.FromMilliseconds(100), TimeSpan.FromMinutes(1)),
             ShutdownTimeout = top.Duration("shutdownTimeout", TimeSpan.FromSeconds(15), TimeSpan.Zero, TimeSpan.FromMinutes(5)),
+            StateDirectory = top.Text("stateDirectory") is { } state ? AbsoluteDirectory("stateDirectory", state, baseDirectory) : null,
+            StableProbes = ParseStableProbes(top.Mapping("rotation")),
+            Reload = ParseReload(top.Mapping("reload")),
+            KmsV1beta1 = V1Beta1Config.Parse(top.Mapping("kmsV1beta1")),
         };
         return config;
     }
@@ -161,12 +172,76 @@ public static class ConfigLoader
             var provider = entry.Text("provider") ?? throw new ConfigException(entry.Field("provider"), $"is required (one of {string.Join(", ", RootKeyProviders.Names)})");
             var registration = RootKeyProviders.Find(provider)
                 ?? throw new ConfigException(entry.Field("provider"), $"must be one of {string.Join(", ", RootKeyProviders.Names)}, got \"{provider}\"");
-            entry.AllowOnly("name", "provider", provider);
+            entry.AllowOnly("name", "provider", "role", provider);
             var settings = entry.Mapping(provider) ?? throw new ConfigException(entry.Field(provider), $"is required for provider {provider}");
-            keys.Add(new RootKeyConfig { Name = name, Provider = provider, Settings = registration.ParseSettings(settings, baseDirectory) });
+            keys.Add(new RootKeyConfig
+            {
+                Name = name,
+                Provider = provider,
+                Role = ParseRole(entry, keys.Count == 0),
+                Fingerprint = baseDirectory + "\n" + entry.Canonical,
+                Settings = registration.ParseSettings(settings, baseDirectory),
+            });
         }
 
         return keys;
+    }
+
+    /// <summary>The first entry is the primary; the others only decrypt unless marked as an additional wrap (escrow, second region, migration target).</summary>
+    private static RootKeyRole ParseRole(ConfigNode entry, bool first)
+    {
+        var role = entry.Text("role");
+        if (first)
+        {
+            return role is null or "primary"
+                ? RootKeyRole.Primary
+                : throw new ConfigException(entry.Field("role"), $"the first root key is the primary; got \"{role}\" (move the entry down the list)");
+        }
+
+        return role is null
+            ? RootKeyRole.DecryptOnly
+            : OneOf(entry.Field("role"), role, "decrypt-only", "additional-wrap", "primary") switch
+            {
+                "additional-wrap" => RootKeyRole.AdditionalWrap,
+                "primary" => throw new ConfigException(entry.Field("role"), "only the first root key is the primary; reorder the list to change it"),
+                _ => RootKeyRole.DecryptOnly,
+            };
+    }
+
+    private static int ParseStableProbes(ConfigNode? rotation)
+    {
+        if (rotation is null)
+        {
+            return 3;
+        }
+
+        rotation.AllowOnly("stableProbes");
+        return (int)rotation.WholeNumber("stableProbes", 3, 1, 100);
+    }
+
+    private static ReloadConfig ParseReload(ConfigNode? reload)
+    {
+        if (reload is null)
+        {
+            return new ReloadConfig();
+        }
+
+        reload.AllowOnly("watch", "pollInterval");
+        return new ReloadConfig
+        {
+            Watch = reload.Bool("watch", true),
+            PollInterval = reload.Duration("pollInterval", TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(10)),
+        };
+    }
+
+    private static string AbsoluteDirectory(string field, string path, string baseDirectory)
+    {
+        if (path.Length == 0 || path.Contains('\0', StringComparison.Ordinal))
+        {
+            throw new ConfigException(field, "must be a directory path");
+        }
+
+        return Path.GetFullPath(path, baseDirectory).TrimEnd('/') is { Length: > 0 } full ? full : "/";
     }
 
     private static HealthConfig ParseHealth(ConfigNode? health)

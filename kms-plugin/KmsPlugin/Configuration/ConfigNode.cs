@@ -9,6 +9,9 @@ public sealed class ConfigNode(YamlMappingNode mapping, string path)
 {
     public string Field(string key) => path.Length == 0 ? key : $"{path}.{key}";
 
+    /// <summary>The node's content in one canonical line (no comments or layout): equal text means equal configuration.</summary>
+    public string Canonical => mapping.ToString();
+
     public void AllowOnly(params string[] keys)
     {
         foreach (var entry in mapping.Children)

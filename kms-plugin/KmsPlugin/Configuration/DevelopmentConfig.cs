@@ -17,7 +17,16 @@ public static class DevelopmentConfig
             ? ConfigLoader.ParseListen("working directory", ConfigLoader.ListenScheme + Path.Combine(workingDirectory, SocketFileName))
             : ConfigLoader.ParseListen("--listen", listenOverride),
         Kek = new KekConfig(),
-        RootKeys = [new RootKeyConfig { Name = "dev", Provider = "local", Settings = new LocalRootKeyConfig(Path.Combine(workingDirectory, KeyFileName), Create: true) }],
+        RootKeys =
+        [
+            new RootKeyConfig
+            {
+                Name = "dev",
+                Provider = "local",
+                Role = Core.RootKeys.RootKeyRole.Primary,
+                Settings = new LocalRootKeyConfig(Path.Combine(workingDirectory, KeyFileName), Create: true),
+            },
+        ],
         Health = new HealthConfig(),
         Logging = new LoggingConfig(),
         Development = true,

@@ -4,6 +4,7 @@ using KmsPlugin.Core.Envelope;
 using KmsPlugin.Core.RootKeys;
 using KmsPlugin.Core.Security;
 using KmsPlugin.Grpc;
+using KmsPlugin.Observability;
 using KmsPlugin.Transport;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Logging.Console;
@@ -21,6 +22,9 @@ public sealed record ServerDependencies
 
     /// <summary>Wraps each root key after it is built (tests count remote calls this way).</summary>
     public Func<IRootKey, IRootKey>? DecorateRootKey { get; init; }
+
+    /// <summary>Replaces or wraps each opened root key inside its circuit breaker (tests count the calls that reach the remote this way).</summary>
+    public Func<IRootKey, IRootKey>? DecorateRemote { get; init; }
 }
 
 /// <summary>
@@ -69,13 +73,31 @@ public static class PluginServer
         builder.Services.AddSingleton(dependencies.Time);
         builder.Services.AddSingleton(dependencies.Random);
         builder.Services.AddSingleton(new StatusVersion(config.StatusVersion));
-        builder.Services.AddSingleton(_ =>
+        builder.Services.AddSingleton(services => new RootKeyRingBuilder(
+            entry => RootKeyFactory.Create(entry, dependencies.Random, services.GetRequiredService<PluginMetrics>(),
+                RemoteRootKeyGuard.For(config, dependencies, services.GetRequiredService<ILoggerFactory>())),
+            key => dependencies.DecorateRootKey is { } decorate ? decorate(key) : key,
+            RootKeyRingBuilder.OpenHistory(config)));
+        builder.Services.AddSingleton(services =>
+            new ActiveRootKeys(services.GetRequiredService<RootKeyRingBuilder>().Build(config.RootKeys, null), dependencies.Time, config.RootKeyTimeout * 3));
+        builder.Services.AddSingleton(services => new RootKeyVersionFollower(services.GetRequiredService<ActiveRootKeys>(),
+            services.GetRequiredService<RootKeyRingBuilder>(), config.RootKeyTimeout, services.GetRequiredService<ILogger<RootKeyVersionFollower>>()));
+        builder.Services.AddSingleton(services =>
         {
-            var ring = RootKeyFactory.CreateRing(config.RootKeys, dependencies.Random);
-            return dependencies.DecorateRootKey is { } decorate ? new RootKeyRing(ring.Keys.Select(decorate).ToList()) : ring;
+            var reloader = new ConfigReloader(config, services.GetRequiredService<ActiveRootKeys>(), services.GetRequiredService<RootKeyRingBuilder>(),
+                services.GetRequiredService<RootKeyVersionFollower>(), services.GetRequiredService<ILogger<ConfigReloader>>());
+            var metrics = services.GetRequiredService<PluginMetrics>();
+            reloader.Reloaded += outcome => metrics.RecordConfigReload(outcome switch
+            {
+                ConfigReloadOutcome.Applied => PluginMetrics.ReloadApplied,
+                ConfigReloadOutcome.Rejected => PluginMetrics.ReloadRejected,
+                _ => PluginMetrics.ReloadUnchanged,
+            });
+            return reloader;
         });
+        builder.Services.AddHostedService<ConfigWatcher>();
         builder.Services.AddSingleton(services => new EnvelopeService(
-            services.GetRequiredService<RootKeyRing>(),
+            services.GetRequiredService<ActiveRootKeys>(),
             new EnvelopeOptions
             {
                 MaxUses = config.Kek.MaxUses,
@@ -89,17 +111,20 @@ public static class PluginServer
             services.GetRequiredService<ILoggerFactory>().CreateLogger("KmsPlugin.Envelope")));
         builder.Services.AddSingleton(services =>
         {
-            var ring = services.GetRequiredService<RootKeyRing>();
-            return new RootKeyHealthMonitor(() => ring, config.Health.ProbeInterval, config.RootKeyTimeout, dependencies.Time, dependencies.Random,
+            var keys = services.GetRequiredService<ActiveRootKeys>();
+            return new RootKeyHealthMonitor(() => keys.Current, config.Health.ProbeInterval, config.RootKeyTimeout, dependencies.Time, dependencies.Random,
                 services.GetRequiredService<ILoggerFactory>().CreateLogger("KmsPlugin.Health"));
         });
         builder.Services.AddHostedService<HealthProbeService>();
+        builder.Services.AddPluginMetrics(config);
 
         var app = builder.Build();
         app.MapGrpcService<KeyManagementGrpcService>();
+        KmsV1Beta1Endpoint.MapIfEnabled(app, config.KmsV1beta1);
         if (config.Health.ListenHost is not null)
         {
             HealthEndpoints.Map(app, config.Health.ListenPort);
+            app.MapPluginMetrics(config);
         }
 
         return app;
@@ -114,7 +139,7 @@ public static class PluginServer
         ArgumentNullException.ThrowIfNull(app);
         ArgumentNullException.ThrowIfNull(config);
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("KmsPlugin");
-        var ring = app.Services.GetRequiredService<RootKeyRing>(); // opens every root key now, not on the first request
+        var ring = app.Services.GetRequiredService<ActiveRootKeys>().Current; // opens every root key now, not on the first request
         _ = app.Services.GetRequiredService<EnvelopeService>();
         UnixSocketGuard.PrepareForBind(config.SocketPath, logger);
         app.Lifetime.ApplicationStopped.Register(() => UnixSocketGuard.Remove(config.SocketPath));
@@ -132,10 +157,15 @@ public static class PluginServer
             logger.LogWarning("envelope mode direct: every Encrypt and Decrypt calls the root key (no local KEK); meant for comparison benchmarks");
         }
 
-        foreach (var key in ring.Keys)
+        foreach (var entry in ring.Entries)
         {
-            logger.LogInformation("root key {RootKey} ({Provider}) key_id {KeyIdHash}{Role}", key.Name, key.Provider, KeyIdHash.Of(key.KeyId),
-                ReferenceEquals(key, ring.Primary) ? " is primary" : " is decrypt-only");
+            logger.LogInformation("root key {RootKey} ({Provider}) key_id {KeyIdHash} is {Role}", entry.Key.Name, entry.Key.Provider,
+                KeyIdHash.Of(entry.Role == RootKeyRole.Primary ? ring.PrimaryKeyId : entry.Key.KeyId), entry.Role switch
+                {
+                    RootKeyRole.Primary => "primary",
+                    RootKeyRole.AdditionalWrap => "an additional wrap",
+                    _ => "decrypt-only",
+                });
         }
 
         logger.LogInformation("serving KMS v2 ({Version}) on unix://{Socket} (mode {Mode})", config.StatusVersion, config.SocketPath,

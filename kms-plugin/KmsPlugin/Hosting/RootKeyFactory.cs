@@ -1,6 +1,7 @@
 using KmsPlugin.Configuration;
 using KmsPlugin.Core.RootKeys;
 using KmsPlugin.Core.Security;
+using KmsPlugin.Observability;
 
 namespace KmsPlugin.Hosting;
 
@@ -31,10 +32,13 @@ public static class RootKeyFactory
         }
     }
 
-    public static IRootKey Create(RootKeyConfig config, IRandomSource random)
+    /// <summary>Opens one root key; with <paramref name="metrics"/>, its remote calls are metered (<see cref="MeteredRootKey"/> directly around the provider's key);
+    /// with <paramref name="guard"/>, a remote key is behind a circuit breaker (outside the metering, see <see cref="RemoteRootKeyGuard"/>).</summary>
+    public static IRootKey Create(RootKeyConfig config, IRandomSource random, PluginMetrics? metrics = null, RemoteRootKeyGuard? guard = null)
     {
         ArgumentNullException.ThrowIfNull(config);
         var provider = RootKeyProviders.Find(config.Provider) ?? throw new ConfigException("provider", $"unsupported provider {config.Provider}");
-        return provider.Open(config, random);
+        var opened = provider.Open(config, random);
+        return guard is null ? MeteredRootKey.Decorate(opened, metrics) : guard.Protect(MeteredRootKey.Decorate(guard.Remote(opened), metrics));
     }
 }

@@ -1,12 +1,14 @@
 using System.Globalization;
 using System.Net.Sockets;
 using KmsPlugin.Configuration;
+using KmsPlugin.Core.Security;
 using KmsPlugin.Native;
 
 namespace KmsPlugin.Hosting;
 
 /// <summary>
-/// Everything around the socket file that Kestrel does not do: check the directory it lives in, remove a stale
+/// Everything around the socket file that Kestrel does not do: check the directory it lives in (not writable by
+/// group or others unless sticky, owned by the plugin's user or root: <see cref="FileSafety"/>), remove a stale
 /// socket left by a crash (only if nothing answers on it), set its mode and group, and remove it on shutdown.
 /// </summary>
 public static class UnixSocketGuard
@@ -58,6 +60,23 @@ public static class UnixSocketGuard
         {
             throw new ConfigException("listen",
                 $"the socket directory {directory} is writable by every user (mode {Octal(mode)}), so anyone could replace the socket; use a directory such as /var/run/kmsplugin with mode 0750");
+        }
+
+        // Also refused: a directory owned by another (non-root) user, or group-writable without the sticky bit;
+        // either lets someone other than us and root swap the socket the apiserver connects to.
+        string? unsafeDirectory;
+        try
+        {
+            unsafeDirectory = FileSafety.DescribeUnsafeDirectory(directory);
+        }
+        catch (IOException e)
+        {
+            throw new ConfigException("listen", $"cannot inspect the socket directory: {e.Message}");
+        }
+
+        if (unsafeDirectory is not null)
+        {
+            throw new ConfigException("listen", $"unsafe socket directory: {unsafeDirectory}");
         }
 
         if (Directory.Exists(socketPath))

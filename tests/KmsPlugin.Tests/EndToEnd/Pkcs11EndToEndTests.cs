@@ -1,6 +1,9 @@
 using System.Security.Cryptography;
+using Grpc.Core;
 using KmsPlugin.Configuration;
 using KmsPlugin.Configuration.Providers;
+using KmsPlugin.Core.Errors;
+using KmsPlugin.Pkcs11;
 using KmsPlugin.TestSupport;
 
 namespace KmsPlugin.Tests.EndToEnd;
@@ -8,6 +11,9 @@ namespace KmsPlugin.Tests.EndToEnd;
 /// <summary>The plugin with its root key in a real SoftHSM2 token: in-process, and as real processes on two "nodes".</summary>
 public sealed class Pkcs11EndToEndTests
 {
+    private static int LoginAttempts(SoftHsmToken token) =>
+        Pkcs11LoginGuard.AttemptCount(Pkcs11ModuleRegistry.ResolvePath(token.Library), token.TokenLabel);
+
     private static string ConfigYaml(SoftHsmToken token, string socket, string keyLabel = "kek1") => $"""
         listen: unix://{socket}
         rootKeys:
@@ -104,6 +110,92 @@ public sealed class Pkcs11EndToEndTests
         await File.WriteAllTextAsync(dir.FilePath("config.yaml"), ConfigYaml(token, dir.FilePath("kms.sock")));
         await using var plugin = PluginProcess.Start(dir.Path, token.Environment, "serve", "--config", "config.yaml");
         await plugin.WaitUntilServingAsync(dir.FilePath("kms.sock"));
+    }
+
+    [Fact]
+    public async Task A_token_deleted_while_serving_keeps_cached_keks_working_reports_why_in_Status_and_never_logs_in()
+    {
+        var token = SoftHsmToken.TakeExpendable(); // this test deletes it
+        using var dir = new TempDirectory();
+        var config = ConfigLoader.Parse(ConfigYaml(token, dir.FilePath("kms.sock")), dir.Path) with
+        {
+            Logging = new LoggingConfig { Level = LogLevel.Warning },
+            Health = new HealthConfig { ProbeInterval = TimeSpan.FromMilliseconds(100) }, // probes fast; unhealthy ones too
+        };
+
+        // Data sealed by "another node" under a KEK this plugin has never unwrapped: reading it needs the HSM.
+        Protocol.V2.EncryptResponse otherNodes;
+        await using (var other = await PluginHost.StartAsync(config with { SocketPath = dir.FilePath("other.sock") }))
+        {
+            otherNodes = await other.Apiserver.EncryptAsync(RandomNumberGenerator.GetBytes(32));
+        }
+
+        await using var plugin = await PluginHost.StartAsync(config);
+        await plugin.WaitForProbeAsync();
+        var seed = RandomNumberGenerator.GetBytes(32);
+        var mine = await plugin.Apiserver.EncryptAsync(seed);
+        var keyId = (await plugin.Apiserver.StatusAsync()).KeyId;
+        var logins = LoginAttempts(token);
+
+        token.DeleteToken();
+
+        // Status turns unhealthy with a reason naming the token and what to do.
+        var status = await plugin.Apiserver.StatusAsync();
+        for (var i = 0; i < 400 && status.Healthz == "ok"; i++)
+        {
+            await Task.Delay(25);
+            status = await plugin.Apiserver.StatusAsync();
+        }
+
+        Assert.Contains($"token '{token.TokenLabel}'", status.Healthz, StringComparison.Ordinal);
+        Assert.Contains("restart the plugin", status.Healthz, StringComparison.Ordinal);
+        Assert.Equal(keyId, status.KeyId);
+
+        // The cached KEK keeps serving: new writes and reads of data it sealed need no HSM call.
+        Assert.Equal(seed, await plugin.Apiserver.DecryptAsync(mine));
+        var fresh = RandomNumberGenerator.GetBytes(32);
+        var written = await plugin.Apiserver.EncryptAsync(fresh);
+        Assert.Equal(keyId, written.KeyId);
+        Assert.Equal(fresh, await plugin.Apiserver.DecryptAsync(written));
+
+        // A KEK that must be unwrapped cannot be: Unavailable (the apiserver retries), naming the token; never DataLoss.
+        for (var i = 0; i < 5; i++)
+        {
+            var error = await Assert.ThrowsAsync<RpcException>(() => plugin.Apiserver.DecryptAsync(otherNodes));
+            Assert.Equal(StatusCode.Unavailable, error.StatusCode);
+            Assert.Contains($"token '{token.TokenLabel}'", error.Status.Detail, StringComparison.Ordinal);
+        }
+
+        // Probes kept running (every 100 ms) and calls kept failing, yet no C_Login was attempted.
+        Assert.Equal(logins, LoginAttempts(token));
+    }
+
+    [Fact]
+    public async Task A_wrong_PIN_is_tried_once_however_often_the_plugin_is_started_and_the_token_stays_usable()
+    {
+        var token = SoftHsmToken.TakeExpendable(); // no other test logs in to it, so the C_Login count is this test's
+        using var dir = new TempDirectory();
+        var wrongPin = dir.FilePath("wrong.pin");
+        await File.WriteAllTextAsync(wrongPin, "0000");
+        File.SetUnixFileMode(wrongPin, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var wrong = ConfigLoader.Parse(ConfigYaml(token, dir.FilePath("kms.sock")).Replace(token.PinFile, wrongPin, StringComparison.Ordinal), dir.Path);
+        var logins = LoginAttempts(token);
+
+        var errors = new List<KmsPluginException>();
+        for (var i = 0; i < 3; i++)
+        {
+            errors.Add(await Assert.ThrowsAsync<KmsPluginException>(() => PluginHost.StartAsync(wrong)));
+        }
+
+        Assert.All(errors, e => Assert.Equal(KmsErrorKind.RootKeyDenied, e.Kind));
+        Assert.All(errors, e => Assert.Contains("CKR_PIN_INCORRECT", e.Message, StringComparison.Ordinal));
+        Assert.All(errors, e => Assert.DoesNotContain("0000", e.Message, StringComparison.Ordinal));
+        Assert.Equal(logins + 1, LoginAttempts(token));
+
+        await using var plugin = await PluginHost.StartAsync(ConfigLoader.Parse(ConfigYaml(token, dir.FilePath("kms.sock")), dir.Path));
+        await plugin.WaitForProbeAsync();
+        await ApiserverEmulationTests.AssertApiserverConversationAsync(plugin.Apiserver);
+        Assert.Equal(logins + 2, LoginAttempts(token));
     }
 
     [Fact]

@@ -97,6 +97,114 @@ public sealed class DecoderFuzzTests
         Assert.Equal(1, envelope.CacheStatistics.Size);
     }
 
+    /// <summary>
+    /// The KMS v1 cipher (V1Beta1CipherFormat) through the whole v1 Decrypt path. Extra properties: whatever decodes
+    /// re-encodes to exactly the same bytes (one encoding per value), and a v2 response repacked as a v1 cipher never opens.
+    /// </summary>
+    [Fact]
+    public async Task Mutated_V1Beta1_ciphers_only_ever_fail_with_typed_errors_or_return_the_original_plain()
+    {
+        using var dir = new TempDirectory();
+        using var root = LocalRootKey.Open("dev", dir.FilePath("root.key"), create: true);
+        var counting = new CountingRootKey(root);
+        using var envelope = new EnvelopeService(new RootKeyRing([counting]), new EnvelopeOptions(), TimeProvider.System, CsprngRandomSource.Instance,
+            NullLogger.Instance);
+        var v1 = new V1Beta1Envelope(envelope);
+        var plain = RandomNumberGenerator.GetBytes(32);
+        var good = await v1.EncryptAsync(plain, CancellationToken.None);
+        var v2 = await envelope.EncryptAsync(RandomNumberGenerator.GetBytes(32), CancellationToken.None);
+        var v2Annotations = v2.Annotations.ToList();
+
+        var iterations = Iterations(100_000);
+        var random = new Random(20261129);
+        var outcomes = new Dictionary<string, int>();
+        for (var i = 0; i < iterations; i++)
+        {
+            var cipher = (byte[])good.Clone();
+            switch (random.Next(8))
+            {
+                case 0:
+                    cipher[random.Next(cipher.Length)] ^= (byte)(1 << random.Next(8));
+                    break;
+                case 1:
+                    cipher = cipher[..random.Next(cipher.Length)];
+                    break;
+                case 2:
+                    cipher = [.. cipher, .. RandomBytes(random, random.Next(1, 8))];
+                    break;
+                case 3:
+                    // a random length field or count: misaligns everything after it
+                    var at = random.Next(cipher.Length - 1);
+                    cipher[at] = (byte)random.Next(256);
+                    cipher[at + 1] = (byte)random.Next(256);
+                    break;
+                case 4:
+                    cipher = [V1Beta1CipherFormat.FormatByte, V1Beta1CipherFormat.Version1, .. RandomBytes(random, random.Next(0, 600))];
+                    break;
+                case 5:
+                    // well-formed, with a random key_id, extra or missing annotations: only the envelope can refuse it
+                    var decoded = V1Beta1CipherFormat.Decode(good);
+                    var annotations = decoded.Annotations.Select(a => new KeyValuePair<string, byte[]>(a.Key, a.Value.ToArray())).ToList();
+                    var keyId = random.Next(2) == 0 ? decoded.KeyId : "local-" + Convert.ToHexStringLower(RandomBytes(random, random.Next(1, 20)));
+                    switch (random.Next(3))
+                    {
+                        case 0:
+                            annotations.Clear();
+                            break;
+                        case 1:
+                            annotations.Add(new("x" + random.Next(1000) + ".example.com", RandomBytes(random, random.Next(0, 40))));
+                            break;
+                    }
+
+                    cipher = V1Beta1CipherFormat.Encode(new EncryptResult(decoded.Ciphertext.ToArray(), keyId, annotations));
+                    break;
+                case 6:
+                    // a KMS v2 response of the same plugin repacked as a v1 cipher: opens to a seed without the v1 label
+                    cipher = V1Beta1CipherFormat.Encode(new EncryptResult(v2.Ciphertext, v2.KeyId, v2Annotations));
+                    break;
+                default:
+                    cipher = RandomBytes(random, random.Next(0, 300));
+                    break;
+            }
+
+            try
+            {
+                var d = V1Beta1CipherFormat.Decode(cipher);
+                Assert.Equal(cipher, V1Beta1CipherFormat.Encode(new EncryptResult(d.Ciphertext.ToArray(), d.KeyId,
+                    d.Annotations.Select(a => new KeyValuePair<string, byte[]>(a.Key, a.Value.ToArray())).ToList())));
+            }
+            catch (KmsPluginException e)
+            {
+                Assert.Equal(KmsErrorKind.InvalidRequest, e.Kind);
+            }
+
+            try
+            {
+                Assert.Equal(plain, await v1.DecryptAsync(cipher, CancellationToken.None));
+                outcomes["ok"] = outcomes.GetValueOrDefault("ok") + 1;
+            }
+            catch (KmsPluginException e)
+            {
+                Assert.True(e.Kind is KmsErrorKind.InvalidRequest or KmsErrorKind.Corruption or KmsErrorKind.UnknownKeyId, $"unexpected {e.Kind}: {e.Message}");
+                outcomes[e.Kind.ToString()] = outcomes.GetValueOrDefault(e.Kind.ToString()) + 1;
+            }
+        }
+
+        Assert.Equal(iterations, outcomes.Values.Sum());
+        Assert.True(outcomes.GetValueOrDefault("InvalidRequest") > 0 && outcomes.GetValueOrDefault("Corruption") > 0
+            && outcomes.GetValueOrDefault("UnknownKeyId") > 0, string.Join(", ", outcomes));
+
+        // Nothing forged is ever cached: still the two KEK-sealed values' one KEK.
+        Assert.Equal(1, envelope.CacheStatistics.Size);
+
+        static byte[] RandomBytes(Random random, int length)
+        {
+            var bytes = new byte[length];
+            random.NextBytes(bytes);
+            return bytes;
+        }
+    }
+
     [Fact]
     public void Mutated_configurations_only_ever_fail_with_a_configuration_error_naming_a_field()
     {

@@ -31,7 +31,9 @@ public sealed class LogHygieneTests
                 // failures log their reason: tamper with the request; send the seed as a key_id (logs carry key_id hashes only)
                 var tampered = new DecryptRequest { Ciphertext = stored.Ciphertext, KeyId = stored.KeyId, Uid = Guid.NewGuid().ToString() };
                 tampered.Annotations.Add(stored.Annotations);
-                tampered.Ciphertext = ByteString.CopyFrom([.. stored.Ciphertext.ToByteArray()[..^1], 0]);
+                var bytes = stored.Ciphertext.ToByteArray();
+                bytes[^1] ^= 1; // always a change (setting it to 0 was none when the tag's last byte was 0)
+                tampered.Ciphertext = ByteString.CopyFrom(bytes);
                 await Assert.ThrowsAsync<RpcException>(async () => await plugin.Apiserver.Client.DecryptAsync(tampered));
                 var foreignKeyId = new DecryptRequest { Ciphertext = stored.Ciphertext, KeyId = Convert.ToHexString(seed), Uid = "x" };
                 foreignKeyId.Annotations.Add(stored.Annotations);

@@ -103,17 +103,19 @@ public sealed class EnvelopeServiceTests : IDisposable
     }
 
     [Fact]
-    public async Task A_change_of_the_primary_key_version_rotates_the_KEK_and_the_key_id()
+    public async Task A_new_primary_swapped_in_rotates_the_KEK_and_the_key_id_at_once()
     {
-        using var envelope = Create();
+        using var keys = new ActiveRootKeys(new RootKeyRing([_primary, _secondary]), _time);
+        using var envelope = new EnvelopeService(keys, new EnvelopeOptions(), _time, CsprngRandomSource.Instance, NullLogger.Instance);
         var before = await envelope.EncryptAsync(RandomNumberGenerator.GetBytes(32), CancellationToken.None);
-        var oldKeyId = _primary.KeyId;
-        _primary.KeyId = KeyIds.Derive("fake", "primary-version-2");
-        Assert.Equal(_primary.KeyId, envelope.CurrentKeyId);
+        using var version2 = new FakeRootKey("primary", KeyIds.Derive("fake", "primary-version-2"));
+        await keys.UpdateAsync((_, _) => Task.FromResult<RootKeyRing?>(new RootKeyRing([version2, _primary, _secondary])), CancellationToken.None);
+        Assert.Equal(version2.KeyId, envelope.CurrentKeyId);
         var after = await envelope.EncryptAsync(RandomNumberGenerator.GetBytes(32), CancellationToken.None);
-        Assert.Equal(oldKeyId, before.KeyId);
-        Assert.Equal(_primary.KeyId, after.KeyId);
+        Assert.Equal(_primary.KeyId, before.KeyId);
+        Assert.Equal(version2.KeyId, after.KeyId);
         Assert.NotEqual(before.Annotations[0].Value, after.Annotations[0].Value);
+        Assert.Equal(32, (await Decrypt(envelope, before)).Length);
     }
 
     [Fact]

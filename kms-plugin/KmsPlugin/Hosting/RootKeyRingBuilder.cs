@@ -1,0 +1,117 @@
+using KmsPlugin.Configuration;
+using KmsPlugin.Core.RootKeys;
+using KmsPlugin.Core.Security;
+
+namespace KmsPlugin.Hosting;
+
+/// <summary>
+/// Builds rings from configuration: opens each root key through its provider and decorates it (tests count calls
+/// this way), reuses keys whose configuration did not change (a reload must not reopen an HSM session pool or log in
+/// to Vault again for an untouched entry), and asks <see cref="KeyIdHistory"/> for the key_id of the wrap set.
+/// </summary>
+public sealed class RootKeyRingBuilder(Func<RootKeyConfig, IRootKey> open, Func<IRootKey, IRootKey> decorate, KeyIdHistory history)
+{
+    public KeyIdHistory History => history;
+
+    /// <summary>A ring for <paramref name="configs"/>; keys of <paramref name="reuse"/> with the same configuration are taken over, not reopened.</summary>
+    /// <remarks>Keys opened here are disposed if the build fails; reused keys are left to their ring.</remarks>
+    public RootKeyRing Build(IReadOnlyList<RootKeyConfig> configs, RootKeyRing? reuse)
+    {
+        ArgumentNullException.ThrowIfNull(configs);
+        var reusable = new Dictionary<string, RootKeyEntry>(StringComparer.Ordinal);
+        foreach (var entry in reuse?.Entries ?? [])
+        {
+            if (entry.Fingerprint is { Length: > 0 } fingerprint)
+            {
+                reusable.TryAdd(fingerprint, entry);
+            }
+        }
+
+        var opened = new List<IRootKey>();
+        try
+        {
+            var entries = new List<RootKeyEntry>();
+            for (var i = 0; i < configs.Count; i++)
+            {
+                var config = configs[i];
+                var role = i == 0 ? RootKeyRole.Primary : config.Role == RootKeyRole.AdditionalWrap ? RootKeyRole.AdditionalWrap : RootKeyRole.DecryptOnly;
+                var fingerprint = Fingerprint(config);
+                if (reusable.Remove(fingerprint, out var existing))
+                {
+                    entries.Add(existing with { Role = role });
+                    continue;
+                }
+
+                var raw = open(config);
+                opened.Add(raw);
+                var key = decorate(raw);
+                opened[^1] = key;
+                entries.Add(new RootKeyEntry(key, role, fingerprint, raw as IVersionedRootKey));
+            }
+
+            return WithKeyId(entries);
+        }
+        catch
+        {
+            foreach (var key in opened)
+            {
+                key.Dispose();
+            }
+
+            throw;
+        }
+    }
+
+    /// <summary>The ring with the entry named <paramref name="name"/> moved to <paramref name="version"/> (a followed remote version), or null if that entry changed meanwhile.</summary>
+    public RootKeyRing? WithVersion(RootKeyRing ring, string name, IVersionedRootKey observed, string version)
+    {
+        ArgumentNullException.ThrowIfNull(ring);
+        var index = ring.Entries.ToList().FindIndex(e => e.Key.Name == name && ReferenceEquals(e.Versioned, observed));
+        if (index < 0)
+        {
+            return null;
+        }
+
+        var raw = observed.WithVersion(version);
+        var key = decorate(raw);
+        try
+        {
+            var entries = ring.Entries.ToList();
+            entries[index] = entries[index] with { Key = key, Versioned = raw };
+            return WithKeyId(entries);
+        }
+        catch
+        {
+            key.Dispose();
+            throw;
+        }
+    }
+
+    private RootKeyRing WithKeyId(List<RootKeyEntry> entries)
+    {
+        var additional = entries.Where(e => e.Role == RootKeyRole.AdditionalWrap).Select(e => e.Key.KeyId).ToList();
+        var keyId = history.Assign(entries[0].Key.KeyId, additional);
+        return new RootKeyRing(entries, keyId);
+    }
+
+    private static string Fingerprint(RootKeyConfig config) =>
+        config.Fingerprint.Length > 0 ? config.Fingerprint : $"{config.Name}\n{config.Provider}\n{config.Settings}";
+
+    /// <summary>The history for a configuration: in the state directory (created 0700 if missing), else in memory.</summary>
+    public static KeyIdHistory OpenHistory(PluginConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        if (config.StateDirectory is not { } directory)
+        {
+            return KeyIdHistory.InMemory();
+        }
+
+        if (!Directory.Exists(directory))
+        {
+            Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+
+        StateDirectoryCheck.RequirePrivate(directory);
+        return KeyIdHistory.Open(directory);
+    }
+}
