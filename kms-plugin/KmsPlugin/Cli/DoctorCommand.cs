@@ -129,7 +129,7 @@ public static class DoctorCommand
             {
                 if (Directory.Exists(directory))
                 {
-                    StateDirectoryCheck.RequirePrivate(directory);
+                    FileSafety.RequirePrivateDirectory(directory, "plugin", "stateDirectory");
                     await output.WriteLineAsync($"state:   {directory}: private (key_id history {(File.Exists(Path.Combine(directory, KeyIdHistory.FileName)) ? "present" : "not yet written")})");
                 }
                 else

@@ -106,12 +106,8 @@ public sealed class RootKeyRingBuilder(Func<RootKeyConfig, IRootKey> open, Func<
             return KeyIdHistory.InMemory();
         }
 
-        if (!Directory.Exists(directory))
-        {
-            Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        }
-
-        StateDirectoryCheck.RequirePrivate(directory);
+        // Whoever can write the state can make the plugin reuse a key_id: 0700, owned by the plugin (created so if missing).
+        FileSafety.RequirePrivateDirectory(directory, "plugin", "stateDirectory", create: true);
         return KeyIdHistory.Open(directory);
     }
 }

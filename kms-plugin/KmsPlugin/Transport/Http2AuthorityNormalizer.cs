@@ -53,8 +53,12 @@ public static class Http2AuthorityNormalizer
         {
             context.Transport = original;
             await rewritten.Reader.CompleteAsync();
-            await original.Input.CompleteAsync();
+
+            // Stop the pump before completing the reader it reads from: completing it under a pending read made
+            // the pump's AdvanceTo throw "Reading is not allowed after reader was completed" at shutdown.
+            original.Input.CancelPendingRead();
             await pump;
+            await original.Input.CompleteAsync();
         }
     };
 
@@ -74,6 +78,11 @@ public static class Http2AuthorityNormalizer
                 catch (InvalidOperationException)
                 {
                     break; // the reader was completed by the connection's shutdown
+                }
+
+                if (result.IsCanceled)
+                {
+                    break; // the connection is closing (CancelPendingRead above)
                 }
 
                 var buffer = result.Buffer;

@@ -320,6 +320,18 @@ public sealed class LiveRotationTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public async Task A_state_directory_others_can_read_is_refused_at_start()
+    {
+        WriteConfig(("alpha", null));
+        Directory.CreateDirectory(_dir.FilePath("state"));
+        File.SetUnixFileMode(_dir.FilePath("state"), (UnixFileMode)0b111_101_101); // 0755
+        var e = await Assert.ThrowsAnyAsync<Exception>(() => StartAsync());
+        var message = (e.InnerException ?? e).Message;
+        Assert.Contains("stateDirectory", message, StringComparison.Ordinal);
+        Assert.Contains("chmod 700", message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task The_watcher_applies_an_edited_file_without_being_asked()
     {
         WriteConfig(("alpha", null));

@@ -20,19 +20,27 @@ public sealed class DecoderFuzzTests
     private static int Iterations(int ciDefault) =>
         int.TryParse(Environment.GetEnvironmentVariable("KMS_PLUGIN_FUZZ_ITERATIONS"), out var n) && n > 0 ? n : ciDefault;
 
-    [Fact]
-    public async Task Mutated_decrypt_inputs_only_ever_fail_with_typed_errors_or_return_the_original_seed()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)] // the multi-wrap annotation (an additional-wrap root key configured)
+    public async Task Mutated_decrypt_inputs_only_ever_fail_with_typed_errors_or_return_the_original_seed(bool multiWrap)
     {
         using var dir = new TempDirectory();
         using var root = LocalRootKey.Open("dev", dir.FilePath("root.key"), create: true);
+        using var escrow = LocalRootKey.Open("escrow", dir.FilePath("escrow.key"), create: true);
         var counting = new CountingRootKey(root);
-        using var envelope = new EnvelopeService(new RootKeyRing([counting]), new EnvelopeOptions(), TimeProvider.System, CsprngRandomSource.Instance,
+        var countingEscrow = new CountingRootKey(escrow);
+        var ring = multiWrap
+            ? new RootKeyRing([new RootKeyEntry(counting, RootKeyRole.Primary), new RootKeyEntry(countingEscrow, RootKeyRole.AdditionalWrap)], null)
+            : new RootKeyRing([counting]);
+        using var envelope = new EnvelopeService(ring, new EnvelopeOptions(), TimeProvider.System, CsprngRandomSource.Instance,
             NullLogger.Instance);
         var seed = RandomNumberGenerator.GetBytes(32);
         var good = await envelope.EncryptAsync(seed, CancellationToken.None);
         var goodAnnotation = good.Annotations[0].Value;
+        Assert.Equal(multiWrap, WrappedKekAnnotation.IsMultiWrap(goodAnnotation));
 
-        var iterations = Iterations(200_000);
+        var iterations = Iterations(multiWrap ? 100_000 : 200_000);
         var random = new Random(20261128);
         var outcomes = new Dictionary<string, int>();
         for (var i = 0; i < iterations; i++)
@@ -69,6 +77,13 @@ public sealed class DecoderFuzzTests
                     annotation = new byte[random.Next(2, 200)];
                     random.NextBytes(annotation);
                     annotation[0] = WrappedKekAnnotation.Version1;
+                    if (multiWrap && random.Next(2) == 0)
+                    {
+                        // A forged multi-wrap value naming both configured keys, with random wraps.
+                        annotation = WrappedKekAnnotation.EncodeMany([new(root.KeyId, RandomNumberGenerator.GetBytes(random.Next(1, 100))),
+                            new(escrow.KeyId, RandomNumberGenerator.GetBytes(random.Next(1, 100)))]);
+                    }
+
                     SHA256.HashData(annotation).AsSpan(0, 16).CopyTo(ciphertext.AsSpan(1));
                     break;
                 default:
@@ -84,7 +99,9 @@ public sealed class DecoderFuzzTests
             }
             catch (KmsPluginException e)
             {
-                Assert.True(e.Kind is KmsErrorKind.InvalidRequest or KmsErrorKind.Corruption, $"unexpected {e.Kind}: {e.Message}");
+                // A mutated key_id inside a multi-wrap value names no configured key: UnknownKeyId, still a typed refusal.
+                Assert.True(e.Kind is KmsErrorKind.InvalidRequest or KmsErrorKind.Corruption || (multiWrap && e.Kind == KmsErrorKind.UnknownKeyId),
+                    $"unexpected {e.Kind}: {e.Message}");
                 outcomes[e.Kind.ToString()] = outcomes.GetValueOrDefault(e.Kind.ToString()) + 1;
             }
         }
@@ -92,8 +109,9 @@ public sealed class DecoderFuzzTests
         Assert.Equal(iterations, outcomes.Values.Sum());
         Assert.True(outcomes.GetValueOrDefault("InvalidRequest") > 0 && outcomes.GetValueOrDefault("Corruption") > 0);
 
-        // Only forged pairs that pass every local check reach the root key, and none of them is ever cached.
-        Assert.True(counting.Unwraps <= outcomes.GetValueOrDefault("Corruption"));
+        // Only forged pairs that pass every local check reach a root key (each configured key at most once per
+        // forged value), and none of them is ever cached.
+        Assert.True(counting.Unwraps + countingEscrow.Unwraps <= (multiWrap ? 2 : 1) * outcomes.GetValueOrDefault("Corruption"));
         Assert.Equal(1, envelope.CacheStatistics.Size);
     }
 
