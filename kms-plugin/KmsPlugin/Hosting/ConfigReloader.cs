@@ -29,6 +29,7 @@ public sealed partial class ConfigReloader : IDisposable
     private readonly ILogger _logger;
     private readonly SemaphoreSlim _gate = new(1, 1);
     private byte[]? _lastSeen;
+    private bool _lastRejected;
     private long _applied;
     private long _rejected;
 
@@ -54,8 +55,11 @@ public sealed partial class ConfigReloader : IDisposable
     /// <summary>Raised after each attempt that read a changed file (for metrics).</summary>
     public event Action<ConfigReloadOutcome>? Reloaded;
 
-    /// <summary>Re-reads the file; applies it when its content changed and everything in it can be applied.</summary>
-    public async Task<ConfigReloadOutcome> ReloadAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Re-reads the file; applies it when its content changed (or, with <paramref name="force"/> — SIGHUP — also when a
+    /// rejected file is unchanged, e.g. after the missing permission was granted) and everything in it can be applied.
+    /// </summary>
+    public async Task<ConfigReloadOutcome> ReloadAsync(CancellationToken cancellationToken, bool force = false)
     {
         if (Current.SourcePath is not { } path)
         {
@@ -66,13 +70,15 @@ public sealed partial class ConfigReloader : IDisposable
         try
         {
             var hash = TryHash(path);
-            if (hash is not null && _lastSeen is not null && hash.AsSpan().SequenceEqual(_lastSeen))
+            var sameFile = hash is not null && _lastSeen is not null && hash.AsSpan().SequenceEqual(_lastSeen);
+            if (sameFile && !(force && _lastRejected))
             {
                 return ConfigReloadOutcome.Unchanged;
             }
 
             _lastSeen = hash;
             var outcome = await ApplyAsync(path, cancellationToken);
+            _lastRejected = outcome == ConfigReloadOutcome.Rejected;
             if (outcome != ConfigReloadOutcome.Unchanged)
             {
                 Interlocked.Increment(ref outcome == ConfigReloadOutcome.Applied ? ref _applied : ref _rejected);
@@ -115,8 +121,7 @@ public sealed partial class ConfigReloader : IDisposable
         RootKeyRing? ring;
         try
         {
-            // Opening a new root key may call its backend: off the request threads, bounded by the provider's own timeouts.
-            ring = await _keys.UpdateAsync((current, _) => Task.Run(() => (RootKeyRing?)_builder.Build(next.RootKeys, current), cancellationToken), cancellationToken);
+            ring = await _keys.UpdateAsync((current, token) => BuildCheckedAsync(next, current, token), cancellationToken);
         }
         catch (Exception e) when (e is KmsPluginException or ConfigException or ArgumentException)
         {
@@ -130,6 +135,35 @@ public sealed partial class ConfigReloader : IDisposable
         LogApplied(_logger, path, active.Primary.Name, KeyIdHash.Of(active.PrimaryKeyId), active.AdditionalWraps.Count,
             active.Entries.Count(e => e.Role == RootKeyRole.DecryptOnly));
         return ConfigReloadOutcome.Applied;
+    }
+
+    /// <summary>
+    /// Opens what is new (off the request threads: a provider may call its backend), and — when the primary changes —
+    /// proves the new primary can wrap and unwrap before anything is swapped or a key_id recorded: a primary without
+    /// permission to wrap would otherwise fail every Encrypt after the reload.
+    /// </summary>
+    private async Task<RootKeyRing?> BuildCheckedAsync(PluginConfig next, RootKeyRing current, CancellationToken cancellationToken)
+    {
+        var entries = await Task.Run(() => _builder.Open(next.RootKeys, current), cancellationToken);
+        try
+        {
+            if (!ReferenceEquals(entries[0].Key, current.Primary))
+            {
+                await RootKeyCanary.CheckAsync(entries[0].Key, next.RootKeyTimeout, cancellationToken);
+            }
+
+            return _builder.AssignKeyId(entries);
+        }
+        catch
+        {
+            var kept = current.Keys.ToHashSet(ReferenceEqualityComparer.Instance);
+            foreach (var entry in entries.Where(e => !kept.Contains(e.Key)))
+            {
+                entry.Key.Dispose();
+            }
+
+            throw;
+        }
     }
 
     /// <summary>The first setting that differs and cannot change live, or null.</summary>

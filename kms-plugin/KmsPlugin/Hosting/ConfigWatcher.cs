@@ -12,6 +12,7 @@ namespace KmsPlugin.Hosting;
 public sealed class ConfigWatcher(ConfigReloader reloader, TimeProvider time, ILogger<ConfigWatcher> logger) : BackgroundService
 {
     private readonly SemaphoreSlim _signal = new(0, 1);
+    private bool _forced;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -37,6 +38,7 @@ public sealed class ConfigWatcher(ConfigReloader reloader, TimeProvider time, IL
         using var hangup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
         {
             context.Cancel = true; // SIGHUP means "reload", not "terminate"
+            Volatile.Write(ref _forced, true); // and "try again" for a file that was rejected
             Signal();
         });
         var interval = config.Reload.Watch ? config.Reload.PollInterval : Timeout.InfiniteTimeSpan;
@@ -58,7 +60,7 @@ public sealed class ConfigWatcher(ConfigReloader reloader, TimeProvider time, IL
 
                 // Editors and ConfigMap updates write in several steps: let them finish before reading.
                 await Task.Delay(TimeSpan.FromMilliseconds(200), stoppingToken);
-                await reloader.ReloadAsync(stoppingToken);
+                await reloader.ReloadAsync(stoppingToken, force: Interlocked.Exchange(ref _forced, false));
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {

@@ -5,7 +5,7 @@ namespace KmsPlugin.Hosting;
 
 /// <summary>
 /// What <see cref="RootKeyFactory"/> puts around each root key it opens for the server: a circuit breaker
-/// (<see cref="CircuitBreakingRootKey"/>) outermost, so a call failed fast never reaches the metering or the provider;
+/// (<see cref="CircuitBreakerPolicy"/>) outermost, so a call failed fast never reaches the metering or the provider;
 /// and, for tests only, a stand-in for the remote innermost (<see cref="ServerDependencies.DecorateRemote"/>), so what
 /// a fake counts are exactly the calls that got past the breaker. Local keys get no breaker: they make no remote call.
 /// </summary>
@@ -38,5 +38,5 @@ public sealed record RemoteRootKeyGuard(CircuitBreakerOptions? CircuitBreaker, T
     public IRootKey Remote(IRootKey opened) => DecorateRemote is { } decorate ? decorate(opened) : opened;
 
     /// <summary><paramref name="key"/> behind a circuit breaker, unless the breaker is disabled or the key is local.</summary>
-    public IRootKey Protect(IRootKey key) => CircuitBreakingRootKey.Decorate(key, CircuitBreaker, Time, Logger);
+    public IRootKey Protect(IRootKey key) => CircuitBreakerPolicy.Decorate(key, CircuitBreaker, Time, Logger);
 }

@@ -32,13 +32,13 @@ public static class RootKeyFactory
         }
     }
 
-    /// <summary>Opens one root key; with <paramref name="metrics"/>, its remote calls are metered (<see cref="MeteredRootKey"/> directly around the provider's key);
+    /// <summary>Opens one root key; with <paramref name="metrics"/>, its remote calls are metered (<see cref="MeteringPolicy"/> directly around the provider's key);
     /// with <paramref name="guard"/>, a remote key is behind a circuit breaker (outside the metering, see <see cref="RemoteRootKeyGuard"/>).</summary>
     public static IRootKey Create(RootKeyConfig config, IRandomSource random, PluginMetrics? metrics = null, RemoteRootKeyGuard? guard = null)
     {
         ArgumentNullException.ThrowIfNull(config);
         var provider = RootKeyProviders.Find(config.Provider) ?? throw new ConfigException("provider", $"unsupported provider {config.Provider}");
         var opened = provider.Open(config, random);
-        return guard is null ? MeteredRootKey.Decorate(opened, metrics) : guard.Protect(MeteredRootKey.Decorate(guard.Remote(opened), metrics));
+        return guard is null ? MeteringPolicy.Decorate(opened, metrics) : guard.Protect(MeteringPolicy.Decorate(guard.Remote(opened), metrics));
     }
 }

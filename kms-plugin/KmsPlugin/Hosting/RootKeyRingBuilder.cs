@@ -15,7 +15,13 @@ public sealed class RootKeyRingBuilder(Func<RootKeyConfig, IRootKey> open, Func<
 
     /// <summary>A ring for <paramref name="configs"/>; keys of <paramref name="reuse"/> with the same configuration are taken over, not reopened.</summary>
     /// <remarks>Keys opened here are disposed if the build fails; reused keys are left to their ring.</remarks>
-    public RootKeyRing Build(IReadOnlyList<RootKeyConfig> configs, RootKeyRing? reuse)
+    public RootKeyRing Build(IReadOnlyList<RootKeyConfig> configs, RootKeyRing? reuse) => AssignKeyId(Open(configs, reuse));
+
+    /// <summary>
+    /// The entries for <paramref name="configs"/> without a key_id yet (so a reload can try the new primary before the
+    /// key_id history records it); keys of <paramref name="reuse"/> with the same configuration are taken over.
+    /// </summary>
+    public List<RootKeyEntry> Open(IReadOnlyList<RootKeyConfig> configs, RootKeyRing? reuse)
     {
         ArgumentNullException.ThrowIfNull(configs);
         var reusable = new Dictionary<string, RootKeyEntry>(StringComparer.Ordinal);
@@ -49,7 +55,7 @@ public sealed class RootKeyRingBuilder(Func<RootKeyConfig, IRootKey> open, Func<
                 entries.Add(new RootKeyEntry(key, role, fingerprint, raw as IVersionedRootKey));
             }
 
-            return WithKeyId(entries);
+            return entries;
         }
         catch
         {
@@ -78,7 +84,7 @@ public sealed class RootKeyRingBuilder(Func<RootKeyConfig, IRootKey> open, Func<
         {
             var entries = ring.Entries.ToList();
             entries[index] = entries[index] with { Key = key, Versioned = raw };
-            return WithKeyId(entries);
+            return AssignKeyId(entries);
         }
         catch
         {
@@ -87,8 +93,10 @@ public sealed class RootKeyRingBuilder(Func<RootKeyConfig, IRootKey> open, Func<
         }
     }
 
-    private RootKeyRing WithKeyId(List<RootKeyEntry> entries)
+    /// <summary>The ring of <paramref name="entries"/> with the key_id the history gives its wrap set (recorded now).</summary>
+    public RootKeyRing AssignKeyId(IReadOnlyList<RootKeyEntry> entries)
     {
+        ArgumentNullException.ThrowIfNull(entries);
         var additional = entries.Where(e => e.Role == RootKeyRole.AdditionalWrap).Select(e => e.Key.KeyId).ToList();
         var keyId = history.Assign(entries[0].Key.KeyId, additional);
         return new RootKeyRing(entries, keyId);

@@ -77,7 +77,7 @@ public sealed class PluginMetrics
         _grpcDuration.Record(elapsed.TotalSeconds, apiTag, methodTag, codeTag);
     }
 
-    /// <summary>One call to a root key backend (<see cref="MeteredRootKey"/>).</summary>
+    /// <summary>One call to a root key backend (<see cref="MeteringPolicy"/>).</summary>
     public void RecordRootKeyCall(string provider, string operation, string outcome, TimeSpan elapsed)
     {
         KeyValuePair<string, object?> providerTag = new("provider", provider);

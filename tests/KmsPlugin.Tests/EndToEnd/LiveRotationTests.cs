@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using Grpc.Core;
 using KmsPlugin.Client;
@@ -58,72 +57,10 @@ public sealed class LiveRotationTests(ITestOutputHelper output) : IDisposable
     private static Task<ConfigReloadOutcome> ReloadAsync(PluginHost plugin) =>
         plugin.App.Services.GetRequiredService<ConfigReloader>().ReloadAsync(CancellationToken.None);
 
-    /// <summary>Clients that Encrypt then Decrypt in a loop, recording every ciphertext, key_id and failure.</summary>
-    private sealed class Traffic(ApiserverEmulator apiserver, int clients) : IDisposable
-    {
-        private readonly CancellationTokenSource _stop = new();
-        private Task[] _loops = [];
-
-        public ConcurrentQueue<(byte[] Seed, EncryptResponse Response)> Stored { get; } = new();
-
-        public ConcurrentQueue<Exception> Failures { get; } = new();
-
-        /// <summary>The key_ids Encrypt returned, per client, in order.</summary>
-        public ConcurrentDictionary<int, List<string>> KeyIds { get; } = new();
-
-        public int Calls => Stored.Count;
-
-        public void Start() => _loops = [.. Enumerable.Range(0, clients).Select(RunAsync)];
-
-        private async Task RunAsync(int client)
-        {
-            var keyIds = KeyIds.GetOrAdd(client, _ => []);
-            while (!_stop.IsCancellationRequested)
-            {
-                try
-                {
-                    var seed = RandomNumberGenerator.GetBytes(32);
-                    var response = await apiserver.EncryptAsync(seed, uid: $"client-{client}");
-                    if (keyIds.Count == 0 || keyIds[^1] != response.KeyId)
-                    {
-                        keyIds.Add(response.KeyId);
-                    }
-
-                    Stored.Enqueue((seed, response));
-                    var plaintext = await apiserver.DecryptAsync(response);
-                    if (!seed.AsSpan().SequenceEqual(plaintext))
-                    {
-                        throw new InvalidOperationException("wrong plaintext");
-                    }
-                }
-                catch (Exception e)
-                {
-                    Failures.Enqueue(e);
-                }
-            }
-        }
-
-        public async Task WaitForCallsAsync(int atLeast)
-        {
-            for (var i = 0; i < 3000 && Calls < atLeast; i++)
-            {
-                await Task.Delay(10);
-            }
-        }
-
-        public async Task StopAsync()
-        {
-            await _stop.CancelAsync();
-            await Task.WhenAll(_loops);
-        }
-
-        public void Dispose() => _stop.Dispose();
-    }
-
-    private async Task<(Traffic Traffic, string Before, string After)> RotateUnderTrafficAsync(PluginHost plugin, Action rewrite)
+    private async Task<(ApiserverTraffic Traffic, string Before, string After)> RotateUnderTrafficAsync(PluginHost plugin, Action rewrite)
     {
         var before = (await plugin.Apiserver.StatusAsync()).KeyId;
-        var traffic = new Traffic(plugin.Apiserver, clients: 4);
+        var traffic = new ApiserverTraffic(plugin.Apiserver, clients: 4);
         _traffic.Add(traffic);
         traffic.Start();
         await traffic.WaitForCallsAsync(200);
@@ -139,34 +76,22 @@ public sealed class LiveRotationTests(ITestOutputHelper output) : IDisposable
 
     private static string KeyIdHash(string keyId) => Core.Security.KeyIdHash.Of(keyId);
 
-    private static void AssertKeyIdChangedOnce(Traffic traffic, string before, string after)
-    {
-        Assert.Empty(traffic.Failures);
-        Assert.NotEqual(before, after);
-        Assert.All(traffic.KeyIds.Values, sequence => Assert.True(sequence.SequenceEqual([before, after]) || sequence.SequenceEqual([after]) || sequence.SequenceEqual([before]),
-            "a client saw the key_id go " + string.Join(" -> ", sequence.Select(KeyIdHash))));
-        Assert.Contains(traffic.KeyIds.Values, sequence => sequence[^1] == after);
-    }
-
-    private async Task AssertEverythingDecryptsAfterRestartAsync(Traffic traffic, ServerDependencies? dependencies = null)
+    private async Task AssertEverythingDecryptsAfterRestartAsync(ApiserverTraffic traffic, ServerDependencies? dependencies = null)
     {
         await using var restarted = await StartAsync(dependencies);
-        foreach (var (seed, response) in traffic.Stored)
-        {
-            Assert.Equal(seed, await restarted.Apiserver.DecryptAsync(response));
-        }
+        await traffic.AssertAllDecryptAsync(restarted.Apiserver);
     }
 
     [Fact]
     public async Task Changing_the_primary_on_a_running_plugin_fails_no_call_and_changes_the_key_id_once()
     {
         WriteConfig(("alpha", null));
-        Traffic traffic;
+        ApiserverTraffic traffic;
         await using (var plugin = await StartAsync())
         {
             string before, after;
             (traffic, before, after) = await RotateUnderTrafficAsync(plugin, () => WriteConfig(("bravo", null), ("alpha", "decrypt-only")));
-            AssertKeyIdChangedOnce(traffic, before, after);
+            traffic.AssertKeyIdChangedOnce(before, after);
             Assert.Equal("bravo", plugin.Ring.Primary.Name);
 
             // Status and Encrypt agree after the change.
@@ -182,14 +107,14 @@ public sealed class LiveRotationTests(ITestOutputHelper output) : IDisposable
         WriteConfig(("alpha", null), ("escrow", "additional-wrap"));
         var switchboard = new RootKeySwitchboard();
         var dependencies = new ServerDependencies { DecorateRootKey = switchboard.Decorate };
-        Traffic traffic;
+        ApiserverTraffic traffic;
         await using (var plugin = await StartAsync(dependencies))
         {
             switchboard.Break("escrow");
             string before, after;
             (traffic, before, after) = await RotateUnderTrafficAsync(plugin,
                 () => WriteConfig(("bravo", null), ("escrow", "additional-wrap"), ("alpha", "decrypt-only")));
-            AssertKeyIdChangedOnce(traffic, before, after);
+            traffic.AssertKeyIdChangedOnce(before, after);
             Assert.True(switchboard.Wraps("escrow") > 0, "the escrow key was asked to wrap the new KEK");
         }
 
@@ -320,6 +245,30 @@ public sealed class LiveRotationTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public async Task A_new_primary_that_cannot_wrap_is_rejected_before_anything_changes()
+    {
+        WriteConfig(("alpha", null));
+        var switchboard = new RootKeySwitchboard();
+        await using var plugin = await StartAsync(new ServerDependencies { DecorateRootKey = switchboard.Decorate });
+        var keyId = (await plugin.Apiserver.StatusAsync()).KeyId;
+        var history = File.ReadAllBytes(Path.Combine(_dir.Path, "state", KeyIdHistory.FileName));
+
+        switchboard.Break("bravo", new Core.Errors.KmsPluginException(Core.Errors.KmsErrorKind.RootKeyDenied, "test: no permission to encrypt with bravo"));
+        WriteConfig(("bravo", null), ("alpha", "decrypt-only"));
+        Assert.Equal(ConfigReloadOutcome.Rejected, await ReloadAsync(plugin));
+        Assert.Equal(keyId, (await plugin.Apiserver.StatusAsync()).KeyId);
+        Assert.Equal(history, File.ReadAllBytes(Path.Combine(_dir.Path, "state", KeyIdHistory.FileName)));
+        await ApiserverEmulationTests.AssertApiserverConversationAsync(plugin.Apiserver);
+
+        // Polling the unchanged file does not retry it; once the permission is granted, SIGHUP (force) applies it.
+        switchboard.Repair("bravo");
+        Assert.Equal(ConfigReloadOutcome.Unchanged, await ReloadAsync(plugin));
+        Assert.Equal(ConfigReloadOutcome.Applied,
+            await plugin.App.Services.GetRequiredService<ConfigReloader>().ReloadAsync(CancellationToken.None, force: true));
+        Assert.NotEqual(keyId, (await plugin.Apiserver.StatusAsync()).KeyId);
+    }
+
+    [Fact]
     public async Task A_state_directory_others_can_read_is_refused_at_start()
     {
         WriteConfig(("alpha", null));
@@ -394,7 +343,7 @@ public sealed class LiveRotationTests(ITestOutputHelper output) : IDisposable
         var plugin = await StartAsync(dependencies);
         var follower = plugin.App.Services.GetRequiredService<RootKeyVersionFollower>();
         var before = (await plugin.Apiserver.StatusAsync()).KeyId;
-        var traffic = new Traffic(plugin.Apiserver, clients: 4);
+        var traffic = new ApiserverTraffic(plugin.Apiserver, clients: 4);
         _traffic.Add(traffic);
         traffic.Start();
         await traffic.WaitForCallsAsync(100);
@@ -408,17 +357,14 @@ public sealed class LiveRotationTests(ITestOutputHelper output) : IDisposable
         await traffic.WaitForCallsAsync(atChange + 100);
         await traffic.StopAsync();
 
-        AssertKeyIdChangedOnce(traffic, before, after);
+        traffic.AssertKeyIdChangedOnce(before, after);
         await plugin.DisposeAsync();
 
         // A fresh plugin that starts at version 2 still decrypts what version 1 wrapped, with one entry.
         backend.LatestVersion = "2";
         var fresh = new ServerDependencies { DecorateRemote = key => new FakeVersionedRootKey(backend, key.Name, "2") };
         await using var restarted = await StartAsync(fresh);
-        foreach (var (seed, response) in traffic.Stored)
-        {
-            Assert.Equal(seed, await restarted.Apiserver.DecryptAsync(response));
-        }
+        await traffic.AssertAllDecryptAsync(restarted.Apiserver);
     }
 
     public void Dispose()
