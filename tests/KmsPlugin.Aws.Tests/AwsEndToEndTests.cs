@@ -17,7 +17,6 @@ public sealed class AwsEndToEndTests : IAsyncLifetime, IDisposable
     private readonly TempDirectory _dir = new();
     private FakeAwsKms _kms = null!;
     private FakeKmsKey _key = null!;
-    private int _sockets;
 
     public async Task InitializeAsync()
     {
@@ -31,10 +30,7 @@ public sealed class AwsEndToEndTests : IAsyncLifetime, IDisposable
 
     public void Dispose() => _dir.Dispose();
 
-    private string Yaml(string keyId) => $"""
-        listen: unix://{_dir.FilePath($"kms-{Interlocked.Increment(ref _sockets)}.sock")}
-        rootKeyTimeout: 3s
-        rootKeys:
+    private string Entry(string keyId) => $"""
           - name: aws-prod
             provider: aws
             aws:
@@ -54,10 +50,12 @@ public sealed class AwsEndToEndTests : IAsyncLifetime, IDisposable
                 stsEndpoint: {_kms.Endpoint}
         """;
 
+    private PluginConfig Config(string? keyId = null, int? healthPort = null) =>
+        PluginYaml.Parse(_dir, [Entry(keyId ?? _key.Arn)], healthPort, "rootKeyTimeout: 3s");
+
     private async Task<PluginHost> StartAsync(string? keyId = null)
     {
-        var config = ConfigLoader.Parse(Yaml(keyId ?? _key.Arn), _dir.Path) with { Logging = new LoggingConfig { Level = LogLevel.Warning } };
-        var plugin = await PluginHost.StartAsync(config);
+        var plugin = await PluginHost.StartAsync(Config(keyId));
         await plugin.WaitForProbeAsync();
         return plugin;
     }
@@ -125,37 +123,35 @@ public sealed class AwsEndToEndTests : IAsyncLifetime, IDisposable
         int attempts, string reason)
     {
         // Data written by one plugin instance; a restarted instance has not unwrapped its KEK yet.
-        var oldSeed = RandomNumberGenerator.GetBytes(32);
-        Protocol.V2.EncryptResponse stored;
-        await using (var writer = await StartAsync())
-        {
-            stored = await writer.Apiserver.EncryptAsync(oldSeed);
-        }
-
-        await using var plugin = await StartAsync();
-        var ownSeed = RandomNumberGenerator.GetBytes(32);
-        var own = await plugin.Apiserver.EncryptAsync(ownSeed); // this instance's KEK, cached
+        await using var s = await StoredCiphertextScenario.StartAsync(() => Config());
         var decryptsBefore = _kms.Calls("Decrypt");
         _kms.Fault = new FakeFault(fault, "Decrypt");
 
-        var error = await Assert.ThrowsAsync<RpcException>(() => plugin.Apiserver.DecryptAsync(stored));
+        var error = await Assert.ThrowsAsync<RpcException>(() => s.Plugin.Apiserver.DecryptAsync(s.Stored));
         Assert.Equal(code, error.StatusCode);
         Assert.Contains(reason, error.Status.Detail, StringComparison.Ordinal);
         Assert.Equal(attempts, _kms.Calls("Decrypt") - decryptsBefore);
 
-        // Everything under the cached KEK still works without KMS.
-        Assert.Equal(ownSeed, await plugin.Apiserver.DecryptAsync(own));
-        var newSeed = RandomNumberGenerator.GetBytes(32);
-        Assert.Equal(newSeed, await plugin.Apiserver.DecryptAsync(await plugin.Apiserver.EncryptAsync(newSeed)));
-
-        // The background probe (wrap + unwrap of a canary) reports the fault in Status.
-        await plugin.App.Services.GetRequiredService<RootKeyHealthMonitor>().ProbeOnceAsync(CancellationToken.None);
-        var status = await plugin.Apiserver.StatusAsync();
-        Assert.Contains("aws-prod", status.Healthz, StringComparison.Ordinal);
-        Assert.Contains(reason, status.Healthz, StringComparison.Ordinal);
+        // Everything under the cached KEK still works without KMS; the probe (wrap + unwrap of a canary) reports the fault in Status.
+        await s.AssertCachedTrafficWorksAsync();
+        var healthz = await s.ProbeHealthzAsync();
+        Assert.Contains("aws-prod", healthz, StringComparison.Ordinal);
+        Assert.Contains(reason, healthz, StringComparison.Ordinal);
 
         _kms.Fault = null;
-        Assert.Equal(oldSeed, await plugin.Apiserver.DecryptAsync(stored));
+        Assert.Equal(s.StoredSeed, await s.Plugin.Apiserver.DecryptAsync(s.Stored));
+    }
+
+    [Fact]
+    public async Task Throttling_is_visible_in_metrics_by_provider_and_outcome()
+    {
+        await RemoteThrottlingScenario.RunAsync(port => Config(healthPort: port), new RemoteThrottling
+        {
+            Provider = "aws",
+            Throttle = () => _kms.Fault = new FakeFault(FaultKind.Throttling, "Decrypt"), // ThrottlingException
+            Clear = () => _kms.Fault = null,
+            UnwrapRequests = () => _kms.Calls("Decrypt"),
+        });
     }
 
     [Fact]
@@ -191,7 +187,7 @@ public sealed class AwsEndToEndTests : IAsyncLifetime, IDisposable
         }
 
         using var logs = new CapturingLoggerProvider();
-        var config = ConfigLoader.Parse(Yaml(_key.Arn), _dir.Path) with { Logging = new LoggingConfig { Level = LogLevel.Debug } };
+        var config = Config() with { Logging = new LoggingConfig { Level = LogLevel.Debug } };
         await using var plugin = await PluginHost.StartAsync(config, new Hosting.ServerDependencies { ExtraLogger = logs });
         await plugin.WaitForProbeAsync();
         var texts = new List<string>();

@@ -85,18 +85,8 @@ internal sealed class AzureTestBed : IAsyncDisposable
                 authorityHost: {Vault.BaseUri}
         """;
 
-    /// <summary>A whole plugin config with the given root-key entries, parsed as the plugin parses its file.</summary>
-    public PluginConfig PluginConfig(params string[] rootKeys)
-    {
-        var yaml = $"listen: unix://{Directory.FilePath($"kms-{Guid.NewGuid():N}"[..12] + ".sock")}\nrootKeys:\n{string.Join("\n", rootKeys)}\n";
-        return ConfigLoader.Parse(yaml, Directory.Path) with
-        {
-            Logging = new LoggingConfig { Level = Microsoft.Extensions.Logging.LogLevel.Warning },
-
-            // The background probe runs once at start; tests that count requests probe explicitly.
-            Health = new HealthConfig { ProbeInterval = TimeSpan.FromMinutes(10) },
-        };
-    }
+    /// <summary>A whole plugin config with the given root-key entries, parsed as the plugin parses its file (a fresh socket each call).</summary>
+    public PluginConfig PluginConfig(params string[] rootKeys) => PluginYaml.Parse(Directory, rootKeys);
 
     public async ValueTask DisposeAsync()
     {

@@ -1,7 +1,4 @@
-using System.Security.Cryptography;
 using Grpc.Core;
-using KmsPlugin.Core.Envelope;
-using KmsPlugin.Protocol.V2;
 using KmsPlugin.TestSupport;
 
 namespace KmsPlugin.Azure.Tests;
@@ -13,68 +10,17 @@ namespace KmsPlugin.Azure.Tests;
 /// </summary>
 public sealed class FaultTests
 {
-    /// <summary>A plugin whose own KEK is cached, plus a ciphertext from an earlier plugin whose KEK it must unwrap remotely.</summary>
-    private sealed class Scenario : IAsyncDisposable
+    /// <summary>A test bed whose key has one version.</summary>
+    private static async Task<AzureTestBed> StartBedAsync()
     {
-        private Scenario(AzureTestBed bed, PluginHost plugin, byte[] storedSeed, EncryptResponse stored, byte[] cachedSeed, EncryptResponse cached)
-        {
-            Bed = bed;
-            Plugin = plugin;
-            StoredSeed = storedSeed;
-            Stored = stored;
-            CachedSeed = cachedSeed;
-            Cached = cached;
-        }
-
-        public AzureTestBed Bed { get; }
-
-        public PluginHost Plugin { get; }
-
-        public byte[] StoredSeed { get; }
-
-        public EncryptResponse Stored { get; }
-
-        public byte[] CachedSeed { get; }
-
-        public EncryptResponse Cached { get; }
-
-        public static async Task<Scenario> StartAsync()
-        {
-            var bed = await AzureTestBed.StartAsync();
-            bed.Vault.AddRsaVersion(AzureTestBed.KeyName);
-            var storedSeed = RandomNumberGenerator.GetBytes(32);
-            EncryptResponse stored;
-            await using (var writer = await PluginHost.StartAsync(bed.PluginConfig(bed.RootKeyYaml())))
-            {
-                stored = await writer.Apiserver.EncryptAsync(storedSeed);
-            }
-
-            var plugin = await PluginHost.StartAsync(bed.PluginConfig(bed.RootKeyYaml()));
-            await plugin.WaitForProbeAsync();
-            var cachedSeed = RandomNumberGenerator.GetBytes(32);
-            var cached = await plugin.Apiserver.EncryptAsync(cachedSeed);
-            return new Scenario(bed, plugin, storedSeed, stored, cachedSeed, cached);
-        }
-
-        public async Task AssertCachedTrafficWorksAsync()
-        {
-            Assert.Equal(CachedSeed, await Plugin.Apiserver.DecryptAsync(Cached));
-            var seed = RandomNumberGenerator.GetBytes(32);
-            Assert.Equal(seed, await Plugin.Apiserver.DecryptAsync(await Plugin.Apiserver.EncryptAsync(seed)));
-        }
-
-        public async Task<string> ProbeHealthzAsync()
-        {
-            await Plugin.App.Services.GetRequiredService<RootKeyHealthMonitor>().ProbeOnceAsync(CancellationToken.None);
-            return (await Plugin.Apiserver.StatusAsync()).Healthz;
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            await Plugin.DisposeAsync();
-            await Bed.DisposeAsync();
-        }
+        var bed = await AzureTestBed.StartAsync();
+        bed.Vault.AddRsaVersion(AzureTestBed.KeyName);
+        return bed;
     }
+
+    /// <summary>A plugin whose own KEK is cached, plus a ciphertext from an earlier plugin whose KEK it must unwrap remotely.</summary>
+    private static Task<StoredCiphertextScenario> ScenarioAsync(AzureTestBed bed) =>
+        StoredCiphertextScenario.StartAsync(() => bed.PluginConfig(bed.RootKeyYaml()));
 
     [Theory]
     [InlineData("503 always: retried, then Unavailable", FaultAction.Error, 503, "ServiceUnavailable", null, null, int.MaxValue, StatusCode.Unavailable, 3, "HTTP 503")]
@@ -92,8 +38,9 @@ public sealed class FaultTests
         StatusCode expected, int expectedRequests, string? reasonFragment)
     {
         Assert.NotEmpty(scenario);
-        await using var s = await Scenario.StartAsync();
-        s.Bed.Vault.Faults.Add(new Fault
+        await using var bed = await StartBedAsync();
+        await using var s = await ScenarioAsync(bed);
+        bed.Vault.Faults.Add(new Fault
         {
             Operation = "unwrapkey",
             Action = action,
@@ -103,7 +50,7 @@ public sealed class FaultTests
             RetryAfter = retryAfter,
             Times = times,
         });
-        var before = s.Bed.Vault.Requests("unwrapkey");
+        var before = bed.Vault.Requests("unwrapkey");
 
         if (expected == StatusCode.OK)
         {
@@ -118,7 +65,7 @@ public sealed class FaultTests
             Assert.DoesNotContain("fake-at-", error.Status.Detail, StringComparison.Ordinal); // never a token
         }
 
-        Assert.Equal(expectedRequests, s.Bed.Vault.Requests("unwrapkey") - before);
+        Assert.Equal(expectedRequests, bed.Vault.Requests("unwrapkey") - before);
         await s.AssertCachedTrafficWorksAsync();
 
         if (expected != StatusCode.OK)
@@ -129,57 +76,73 @@ public sealed class FaultTests
             await s.AssertCachedTrafficWorksAsync();
         }
 
-        s.Bed.Vault.Faults.Clear();
+        bed.Vault.Faults.Clear();
         Assert.Equal(s.StoredSeed, await s.Plugin.Apiserver.DecryptAsync(s.Stored));
         Assert.Equal("ok", await s.ProbeHealthzAsync());
     }
 
     [Fact]
+    public async Task Throttling_is_visible_in_metrics_by_provider_and_outcome()
+    {
+        await using var bed = await StartBedAsync();
+        await RemoteThrottlingScenario.RunAsync(port => PluginYaml.Parse(bed.Directory, [bed.RootKeyYaml()], port), new RemoteThrottling
+        {
+            Provider = "azure",
+            Throttle = () => bed.Vault.Faults.Add(new Fault { Operation = "unwrapkey", Status = 429, Code = "Throttled" }),
+            Clear = bed.Vault.Faults.Clear,
+            UnwrapRequests = () => bed.Vault.Requests("unwrapkey"),
+        });
+    }
+
+    [Fact]
     public async Task A_revoked_token_is_re_acquired_once_and_a_second_401_is_FailedPrecondition()
     {
-        await using var s = await Scenario.StartAsync();
-        s.Bed.Vault.RevokeTokens();
-        var before = s.Bed.Vault.Requests("unwrapkey");
+        await using var bed = await StartBedAsync();
+        await using var s = await ScenarioAsync(bed);
+        bed.Vault.RevokeTokens();
+        var before = bed.Vault.Requests("unwrapkey");
 
         var error = await Assert.ThrowsAsync<RpcException>(() => s.Plugin.Apiserver.DecryptAsync(s.Stored));
 
         Assert.Equal(StatusCode.FailedPrecondition, error.StatusCode);
         Assert.Contains("HTTP 401", error.Status.Detail, StringComparison.Ordinal);
         Assert.Contains("freshly acquired token", error.Status.Detail, StringComparison.Ordinal);
-        Assert.Equal(2, s.Bed.Vault.Requests("unwrapkey") - before);
+        Assert.Equal(2, bed.Vault.Requests("unwrapkey") - before);
         await s.AssertCachedTrafficWorksAsync();
     }
 
     [Fact]
     public async Task A_claims_challenge_after_revocation_gets_a_fresh_token_and_the_call_succeeds()
     {
-        await using var s = await Scenario.StartAsync();
-        s.Bed.Vault.ClaimsChallenge = true;
-        s.Bed.Vault.RevokeTokens();
-        var unwrapsBefore = s.Bed.Vault.Requests("unwrapkey");
-        var tokensBefore = s.Bed.Vault.TokenRequests.Count;
+        await using var bed = await StartBedAsync();
+        await using var s = await ScenarioAsync(bed);
+        bed.Vault.ClaimsChallenge = true;
+        bed.Vault.RevokeTokens();
+        var unwrapsBefore = bed.Vault.Requests("unwrapkey");
+        var tokensBefore = bed.Vault.TokenRequests.Count;
 
         Assert.Equal(s.StoredSeed, await s.Plugin.Apiserver.DecryptAsync(s.Stored));
 
-        Assert.Equal(2, s.Bed.Vault.Requests("unwrapkey") - unwrapsBefore);
-        var renewal = Assert.Single(s.Bed.Vault.TokenRequests.Skip(tokensBefore));
+        Assert.Equal(2, bed.Vault.Requests("unwrapkey") - unwrapsBefore);
+        var renewal = Assert.Single(bed.Vault.TokenRequests.Skip(tokensBefore));
         Assert.Contains("nbf", renewal.GetValueOrDefault("claims") ?? "", StringComparison.Ordinal);
     }
 
     [Fact]
     public async Task An_Entra_ID_outage_while_the_token_must_be_renewed_is_Unavailable_after_bounded_retries()
     {
-        await using var s = await Scenario.StartAsync();
-        s.Bed.Vault.ClaimsChallenge = true; // forces a token request on the next call
-        s.Bed.Vault.RevokeTokens();
-        s.Bed.Vault.Faults.Add(new Fault { Operation = "token", Status = 503, Code = "temporarily_unavailable" });
-        var tokensBefore = s.Bed.Vault.TokenRequests.Count;
+        await using var bed = await StartBedAsync();
+        await using var s = await ScenarioAsync(bed);
+        bed.Vault.ClaimsChallenge = true; // forces a token request on the next call
+        bed.Vault.RevokeTokens();
+        bed.Vault.Faults.Add(new Fault { Operation = "token", Status = 503, Code = "temporarily_unavailable" });
+        var tokensBefore = bed.Vault.TokenRequests.Count;
 
         var error = await Assert.ThrowsAsync<RpcException>(() => s.Plugin.Apiserver.DecryptAsync(s.Stored));
 
         Assert.Equal(StatusCode.Unavailable, error.StatusCode);
         Assert.Contains("Entra ID token request failed", error.Status.Detail, StringComparison.Ordinal);
-        Assert.Equal(3, s.Bed.Vault.TokenRequests.Count - tokensBefore);
+        Assert.Equal(3, bed.Vault.TokenRequests.Count - tokensBefore);
         await s.AssertCachedTrafficWorksAsync();
     }
 }

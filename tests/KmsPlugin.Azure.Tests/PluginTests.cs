@@ -3,11 +3,12 @@ using Grpc.Core;
 using KmsPlugin.Client;
 using KmsPlugin.Core.RootKeys;
 using KmsPlugin.TestSupport;
+using Xunit.Abstractions;
 
 namespace KmsPlugin.Azure.Tests;
 
 /// <summary>The whole plugin, configured from YAML with an azure root key, over its Unix socket as kube-apiserver uses it.</summary>
-public sealed class PluginTests
+public sealed class PluginTests(ITestOutputHelper output)
 {
     [Fact]
     public async Task Status_encrypt_decrypt_with_an_azure_root_key_pass_the_apiservers_checks()
@@ -49,7 +50,8 @@ public sealed class PluginTests
 
         var v2 = bed.Vault.AddRsaVersion(AzureTestBed.KeyName); // the vault's key rotates to a new version
 
-        // Until the live follower moves a running plugin, a restart with the same configuration stands in for the move.
+        // A restarted plugin with the same configuration opens at the new version (a running one follows it live:
+        // A_remote_rotation_is_followed_live_with_no_failed_call).
         await using var after = await PluginHost.StartAsync(bed.PluginConfig(config));
         await after.WaitForProbeAsync();
         var newKeyId = (await after.Apiserver.StatusAsync()).KeyId;
@@ -66,6 +68,21 @@ public sealed class PluginTests
         var fresh = await after.Apiserver.EncryptAsync(seeds[0]);
         Assert.Equal(newKeyId, fresh.KeyId);
         Assert.Equal(seeds[0], await after.Apiserver.DecryptAsync(fresh));
+    }
+
+    [Fact]
+    public async Task A_remote_rotation_is_followed_live_with_no_failed_call()
+    {
+        await using var bed = await AzureTestBed.StartAsync();
+        var first = bed.Vault.AddRsaVersion(AzureTestBed.KeyName);
+        var second = "";
+        await RemoteVersionFollowingScenario.RunAsync(bed.Directory, bed.RootKeyYaml(), new RemoteKeyVersions
+        {
+            Provider = "azure",
+            Rotate = () => second = bed.Vault.AddRsaVersion(AzureTestBed.KeyName), // az keyvault key rotate
+            RollBack = () => bed.Vault.ReportAsCurrent(AzureTestBed.KeyName, first), // a replica still before the rotation
+            WrapsWithNewVersion = () => second.Length == 0 ? 0 : bed.Vault.Requests("wrapkey", second),
+        }, output.WriteLine);
     }
 
     [Fact]

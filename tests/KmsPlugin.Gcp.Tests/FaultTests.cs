@@ -1,7 +1,4 @@
-using System.Security.Cryptography;
 using Grpc.Core;
-using KmsPlugin.Core.Envelope;
-using KmsPlugin.Protocol.V2;
 using KmsPlugin.TestSupport;
 
 namespace KmsPlugin.Gcp.Tests;
@@ -13,68 +10,17 @@ namespace KmsPlugin.Gcp.Tests;
 /// </summary>
 public sealed class FaultTests
 {
-    /// <summary>A plugin whose own KEK is cached, plus a ciphertext from an earlier plugin whose KEK it must unwrap remotely.</summary>
-    private sealed class Scenario : IAsyncDisposable
+    /// <summary>A test bed whose key has one version.</summary>
+    private static async Task<GcpTestBed> StartBedAsync()
     {
-        private Scenario(GcpTestBed bed, PluginHost plugin, byte[] storedSeed, EncryptResponse stored, byte[] cachedSeed, EncryptResponse cached)
-        {
-            Bed = bed;
-            Plugin = plugin;
-            StoredSeed = storedSeed;
-            Stored = stored;
-            CachedSeed = cachedSeed;
-            Cached = cached;
-        }
-
-        public GcpTestBed Bed { get; }
-
-        public PluginHost Plugin { get; }
-
-        public byte[] StoredSeed { get; }
-
-        public EncryptResponse Stored { get; }
-
-        public byte[] CachedSeed { get; }
-
-        public EncryptResponse Cached { get; }
-
-        public static async Task<Scenario> StartAsync()
-        {
-            var bed = await GcpTestBed.StartAsync();
-            bed.Kms.AddVersion();
-            var storedSeed = RandomNumberGenerator.GetBytes(32);
-            EncryptResponse stored;
-            await using (var writer = await PluginHost.StartAsync(bed.PluginConfig(bed.RootKeyYaml())))
-            {
-                stored = await writer.Apiserver.EncryptAsync(storedSeed);
-            }
-
-            var plugin = await PluginHost.StartAsync(bed.PluginConfig(bed.RootKeyYaml()));
-            await plugin.WaitForProbeAsync();
-            var cachedSeed = RandomNumberGenerator.GetBytes(32);
-            var cached = await plugin.Apiserver.EncryptAsync(cachedSeed);
-            return new Scenario(bed, plugin, storedSeed, stored, cachedSeed, cached);
-        }
-
-        public async Task AssertCachedTrafficWorksAsync()
-        {
-            Assert.Equal(CachedSeed, await Plugin.Apiserver.DecryptAsync(Cached));
-            var seed = RandomNumberGenerator.GetBytes(32);
-            Assert.Equal(seed, await Plugin.Apiserver.DecryptAsync(await Plugin.Apiserver.EncryptAsync(seed)));
-        }
-
-        public async Task<string> ProbeHealthzAsync()
-        {
-            await Plugin.App.Services.GetRequiredService<RootKeyHealthMonitor>().ProbeOnceAsync(CancellationToken.None);
-            return (await Plugin.Apiserver.StatusAsync()).Healthz;
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            await Plugin.DisposeAsync();
-            await Bed.DisposeAsync();
-        }
+        var bed = await GcpTestBed.StartAsync();
+        bed.Kms.AddVersion();
+        return bed;
     }
+
+    /// <summary>A plugin whose own KEK is cached, plus a ciphertext from an earlier plugin whose KEK it must unwrap remotely.</summary>
+    private static Task<StoredCiphertextScenario> ScenarioAsync(GcpTestBed bed) =>
+        StoredCiphertextScenario.StartAsync(() => bed.PluginConfig(bed.RootKeyYaml()));
 
     [Theory]
     [InlineData("503 UNAVAILABLE always: retried, then Unavailable", FaultAction.Error, 503, "UNAVAILABLE", null, int.MaxValue, StatusCode.Unavailable, 3, "UNAVAILABLE")]
@@ -92,8 +38,9 @@ public sealed class FaultTests
         StatusCode expected, int expectedRequests, string? reasonFragment)
     {
         Assert.NotEmpty(scenario);
-        await using var s = await Scenario.StartAsync();
-        s.Bed.Kms.Faults.Add(new Fault
+        await using var bed = await StartBedAsync();
+        await using var s = await ScenarioAsync(bed);
+        bed.Kms.Faults.Add(new Fault
         {
             Operation = "decrypt",
             Action = action,
@@ -102,7 +49,7 @@ public sealed class FaultTests
             RetryAfter = retryAfter,
             Times = times,
         });
-        var before = s.Bed.Kms.Requests("decrypt");
+        var before = bed.Kms.Requests("decrypt");
 
         if (expected == StatusCode.OK)
         {
@@ -117,7 +64,7 @@ public sealed class FaultTests
             Assert.DoesNotContain("ya29.", error.Status.Detail, StringComparison.Ordinal); // never a token
         }
 
-        Assert.Equal(expectedRequests, s.Bed.Kms.Requests("decrypt") - before);
+        Assert.Equal(expectedRequests, bed.Kms.Requests("decrypt") - before);
         await s.AssertCachedTrafficWorksAsync();
 
         if (expected != StatusCode.OK)
@@ -128,23 +75,37 @@ public sealed class FaultTests
             await s.AssertCachedTrafficWorksAsync();
         }
 
-        s.Bed.Kms.Faults.Clear();
+        bed.Kms.Faults.Clear();
         Assert.Equal(s.StoredSeed, await s.Plugin.Apiserver.DecryptAsync(s.Stored));
         Assert.Equal("ok", await s.ProbeHealthzAsync());
     }
 
     [Fact]
+    public async Task Throttling_is_visible_in_metrics_by_provider_and_outcome()
+    {
+        await using var bed = await StartBedAsync();
+        await RemoteThrottlingScenario.RunAsync(port => PluginYaml.Parse(bed.Directory, [bed.RootKeyYaml()], port), new RemoteThrottling
+        {
+            Provider = "gcp",
+            Throttle = () => bed.Kms.Faults.Add(new Fault { Operation = "decrypt", Status = 429, Code = "RESOURCE_EXHAUSTED" }),
+            Clear = bed.Kms.Faults.Clear,
+            UnwrapRequests = () => bed.Kms.Requests("decrypt"),
+        });
+    }
+
+    [Fact]
     public async Task A_revoked_token_is_FailedPrecondition_without_retries()
     {
-        await using var s = await Scenario.StartAsync();
-        s.Bed.Kms.RevokeTokens();
-        var before = s.Bed.Kms.Requests("decrypt");
+        await using var bed = await StartBedAsync();
+        await using var s = await ScenarioAsync(bed);
+        bed.Kms.RevokeTokens();
+        var before = bed.Kms.Requests("decrypt");
 
         var error = await Assert.ThrowsAsync<RpcException>(() => s.Plugin.Apiserver.DecryptAsync(s.Stored));
 
         Assert.Equal(StatusCode.FailedPrecondition, error.StatusCode);
         Assert.Contains("UNAUTHENTICATED", error.Status.Detail, StringComparison.Ordinal);
-        Assert.Equal(1, s.Bed.Kms.Requests("decrypt") - before);
+        Assert.Equal(1, bed.Kms.Requests("decrypt") - before);
         await s.AssertCachedTrafficWorksAsync();
     }
 }

@@ -4,11 +4,12 @@ using KmsPlugin.Client;
 using KmsPlugin.Core.RootKeys;
 using KmsPlugin.Gcp.Tests.Fakes;
 using KmsPlugin.TestSupport;
+using Xunit.Abstractions;
 
 namespace KmsPlugin.Gcp.Tests;
 
 /// <summary>The whole plugin, configured from YAML with a gcp root key, over its Unix socket as kube-apiserver uses it.</summary>
-public sealed class PluginTests
+public sealed class PluginTests(ITestOutputHelper output)
 {
     [Fact]
     public async Task Status_encrypt_decrypt_with_a_gcp_root_key_pass_the_apiservers_checks()
@@ -49,8 +50,8 @@ public sealed class PluginTests
 
         bed.Kms.AddVersion(makePrimary: true);
 
-        // The same configuration (one entry following the primary). Until the live follower moves a running plugin, a
-        // restart stands in for the move.
+        // The same configuration (one entry following the primary): a restarted plugin opens at the new primary (a
+        // running one follows it live: A_remote_rotation_is_followed_live_with_no_failed_call).
         await using var after = await PluginHost.StartAsync(bed.PluginConfig(bed.RootKeyYaml()));
         await after.WaitForProbeAsync();
         var newKeyId = (await after.Apiserver.StatusAsync()).KeyId;
@@ -66,6 +67,21 @@ public sealed class PluginTests
         var fresh = await after.Apiserver.EncryptAsync(seeds[0]);
         Assert.Equal(newKeyId, fresh.KeyId);
         Assert.Equal(seeds[0], await after.Apiserver.DecryptAsync(fresh));
+    }
+
+    [Fact]
+    public async Task A_remote_rotation_is_followed_live_with_no_failed_call()
+    {
+        await using var bed = await GcpTestBed.StartAsync();
+        var first = bed.Kms.AddVersion();
+        var second = first + 1;
+        await RemoteVersionFollowingScenario.RunAsync(bed.Directory, bed.RootKeyYaml(), new RemoteKeyVersions
+        {
+            Provider = "gcp",
+            Rotate = () => Assert.Equal(second, bed.Kms.AddVersion(makePrimary: true)), // a rotation: new version, made primary
+            RollBack = () => bed.Kms.SetPrimary(first), // gcloud kms keys update --primary-version
+            WrapsWithNewVersion = () => bed.Kms.Encrypts(second),
+        }, output.WriteLine);
     }
 
     [Fact]

@@ -242,8 +242,9 @@ public sealed class FakeVault : IAsyncDisposable
 
     private static async Task ReadKeyAsync(HttpContext context, FakeTransitKey key)
     {
+        var latest = key.ReportedLatestVersion ?? key.Versions.Count;
         var versions = new JsonObject();
-        for (var v = 1; v <= key.Versions.Count; v++)
+        for (var v = 1; v <= latest; v++)
         {
             versions[v.ToString(CultureInfo.InvariantCulture)] = 1_700_000_000 + v;
         }
@@ -253,7 +254,7 @@ public sealed class FakeVault : IAsyncDisposable
             ["name"] = key.Name,
             ["type"] = key.Type,
             ["derived"] = key.Derived,
-            ["latest_version"] = key.Versions.Count,
+            ["latest_version"] = latest,
             ["min_decryption_version"] = key.MinDecryptionVersion,
             ["min_encryption_version"] = key.MinEncryptionVersion,
             ["supports_encryption"] = true,
@@ -490,18 +491,37 @@ public sealed class FakeVault : IAsyncDisposable
 /// <summary>A Transit key in the fake: one AES-256 key per version.</summary>
 public sealed class FakeTransitKey(string name, string type, bool derived)
 {
+    private readonly Lock _rotation = new();
+
+    // Replaced whole on rotation, never changed in place: request handlers read it while a test rotates the key.
+    private volatile byte[][] _versions = [RandomNumberGenerator.GetBytes(32)];
+
     public string Name { get; } = name;
 
     public string Type { get; } = type;
 
     public bool Derived { get; } = derived;
 
-    public List<byte[]> Versions { get; } = [RandomNumberGenerator.GetBytes(32)];
+    /// <summary>The key of each version, version 1 first.</summary>
+    public IReadOnlyList<byte[]> Versions => _versions;
 
     public int MinDecryptionVersion { get; set; } = 1;
 
     public int MinEncryptionVersion { get; set; }
 
+    /// <summary>
+    /// When set, reading the key reports this <c>latest_version</c> (and only the versions up to it), as a Vault
+    /// Enterprise performance standby or an OpenBao read replica that has not caught up with a rotation, or a Vault
+    /// restored from a snapshot taken before it, answers; encrypt and decrypt still know every version.
+    /// </summary>
+    public int? ReportedLatestVersion { get; set; }
+
     /// <summary><c>vault write -f transit/keys/NAME/rotate</c>.</summary>
-    public void Rotate() => Versions.Add(RandomNumberGenerator.GetBytes(32));
+    public void Rotate()
+    {
+        lock (_rotation)
+        {
+            _versions = [.. _versions, RandomNumberGenerator.GetBytes(32)];
+        }
+    }
 }

@@ -5,6 +5,7 @@ using KmsPlugin.Configuration;
 using KmsPlugin.Core.Envelope;
 using KmsPlugin.Core.Security;
 using KmsPlugin.TestSupport;
+using Xunit.Abstractions;
 
 namespace KmsPlugin.Vault.Tests;
 
@@ -12,12 +13,11 @@ namespace KmsPlugin.Vault.Tests;
 /// The plugin with a vault root key, configured from YAML (Kubernetes auth with a JWT file, the fake as Vault), through
 /// its real Unix socket the way kube-apiserver talks to it.
 /// </summary>
-public sealed class VaultEndToEndTests : IAsyncLifetime, IDisposable
+public sealed class VaultEndToEndTests(ITestOutputHelper output) : IAsyncLifetime, IDisposable
 {
     private readonly TempDirectory _dir = new();
     private FakeVault _vault = null!;
     private FakeTransitKey _key = null!;
-    private int _sockets;
 
     public async Task InitializeAsync()
     {
@@ -49,16 +49,15 @@ public sealed class VaultEndToEndTests : IAsyncLifetime, IDisposable
                 tokenFile: sa-token
         """;
 
+    /// <summary>The one versionless entry every test here uses, pointing at the fake.</summary>
+    private string VaultProd(string keyName = "k8s-secrets") => Entry("vault-prod", _vault.Address.ToString().TrimEnd('/'), null, keyName);
+
+    private PluginConfig Config(string keyName = "k8s-secrets", int? healthPort = null) =>
+        PluginYaml.Parse(_dir, [VaultProd(keyName)], healthPort, "rootKeyTimeout: 3s");
+
     private async Task<PluginHost> StartAsync(string keyName = "k8s-secrets")
     {
-        var yaml = $"""
-            listen: unix://{_dir.FilePath($"kms-{Interlocked.Increment(ref _sockets)}.sock")}
-            rootKeyTimeout: 3s
-            rootKeys:
-            {Entry("vault-prod", _vault.Address.ToString().TrimEnd('/'), null, keyName)}
-            """;
-        var config = ConfigLoader.Parse(yaml, _dir.Path) with { Logging = new LoggingConfig { Level = LogLevel.Warning } };
-        var plugin = await PluginHost.StartAsync(config);
+        var plugin = await PluginHost.StartAsync(Config(keyName));
         await plugin.WaitForProbeAsync();
         return plugin;
     }
@@ -94,8 +93,8 @@ public sealed class VaultEndToEndTests : IAsyncLifetime, IDisposable
 
         _key.Rotate(); // vault write -f transit/keys/k8s-secrets/rotate
 
-        // The same configuration (one versionless entry): the plugin now wraps with version 2, a new key_id. Until the
-        // live follower moves a running plugin, a restart stands in for the move.
+        // The same configuration (one versionless entry): a restarted plugin wraps with version 2, a new key_id (a running
+        // one follows the rotation live: A_remote_rotation_is_followed_live_with_no_failed_call).
         await using var after = await StartAsync();
         var status = await after.Apiserver.StatusAsync();
 
@@ -135,6 +134,32 @@ public sealed class VaultEndToEndTests : IAsyncLifetime, IDisposable
         Assert.Equal(decrypts, _vault.Calls("decrypt"));
     }
 
+    [Fact]
+    public async Task A_remote_rotation_is_followed_live_with_no_failed_call()
+    {
+        var versionBefore = _key.Versions.Count;
+        var versionAfter = versionBefore + 1;
+        await RemoteVersionFollowingScenario.RunAsync(_dir, VaultProd(), new RemoteKeyVersions
+        {
+            Provider = "vault",
+            Rotate = _key.Rotate, // vault write -f transit/keys/k8s-secrets/rotate
+            RollBack = () => _key.ReportedLatestVersion = versionBefore, // a standby or replica still before the rotation
+            WrapsWithNewVersion = () => _vault.EncryptRequests.Count(r => (int?)r["key_version"] == versionAfter),
+        }, output.WriteLine);
+    }
+
+    [Fact]
+    public async Task Throttling_is_visible_in_metrics_by_provider_and_outcome()
+    {
+        await RemoteThrottlingScenario.RunAsync(port => Config(healthPort: port), new RemoteThrottling
+        {
+            Provider = "vault",
+            Throttle = () => _vault.Fault = new FakeFault(FaultKind.Throttling, "decrypt"), // 429, rate limit quota exceeded
+            Clear = () => _vault.Fault = null,
+            UnwrapRequests = () => _vault.Calls("decrypt"),
+        });
+    }
+
     public static TheoryData<FaultKind, StatusCode, int, string> SocketFaults => new()
     {
         { FaultKind.InternalError, StatusCode.Unavailable, 3, "internal error" },
@@ -150,35 +175,22 @@ public sealed class VaultEndToEndTests : IAsyncLifetime, IDisposable
     public async Task A_Vault_fault_gives_its_gRPC_code_and_healthz_reason_while_cached_KEK_traffic_keeps_working(FaultKind fault, StatusCode code,
         int attempts, string reason)
     {
-        var oldSeed = RandomNumberGenerator.GetBytes(32);
-        Protocol.V2.EncryptResponse stored;
-        await using (var writer = await StartAsync())
-        {
-            stored = await writer.Apiserver.EncryptAsync(oldSeed);
-        }
-
-        await using var plugin = await StartAsync();
-        var ownSeed = RandomNumberGenerator.GetBytes(32);
-        var own = await plugin.Apiserver.EncryptAsync(ownSeed);
+        await using var s = await StoredCiphertextScenario.StartAsync(() => Config());
         var decryptsBefore = _vault.Calls("decrypt");
         _vault.Fault = new FakeFault(fault, "decrypt");
 
-        var error = await Assert.ThrowsAsync<RpcException>(() => plugin.Apiserver.DecryptAsync(stored));
+        var error = await Assert.ThrowsAsync<RpcException>(() => s.Plugin.Apiserver.DecryptAsync(s.Stored));
         Assert.Equal(code, error.StatusCode);
         Assert.Contains(reason, error.Status.Detail, StringComparison.Ordinal);
         Assert.Equal(attempts, _vault.Calls("decrypt") - decryptsBefore);
 
-        Assert.Equal(ownSeed, await plugin.Apiserver.DecryptAsync(own));
-        var newSeed = RandomNumberGenerator.GetBytes(32);
-        Assert.Equal(newSeed, await plugin.Apiserver.DecryptAsync(await plugin.Apiserver.EncryptAsync(newSeed)));
-
-        await plugin.App.Services.GetRequiredService<RootKeyHealthMonitor>().ProbeOnceAsync(CancellationToken.None);
-        var status = await plugin.Apiserver.StatusAsync();
-        Assert.Contains("vault-prod", status.Healthz, StringComparison.Ordinal);
-        Assert.Contains(reason, status.Healthz, StringComparison.Ordinal);
+        await s.AssertCachedTrafficWorksAsync();
+        var healthz = await s.ProbeHealthzAsync();
+        Assert.Contains("vault-prod", healthz, StringComparison.Ordinal);
+        Assert.Contains(reason, healthz, StringComparison.Ordinal);
 
         _vault.Fault = null;
-        Assert.Equal(oldSeed, await plugin.Apiserver.DecryptAsync(stored));
+        Assert.Equal(s.StoredSeed, await s.Plugin.Apiserver.DecryptAsync(s.Stored));
     }
 
     [Fact]
@@ -216,14 +228,7 @@ public sealed class VaultEndToEndTests : IAsyncLifetime, IDisposable
             stored.Add(await writer.Apiserver.EncryptAsync(seed));
         }
 
-        var yaml = $"""
-            listen: unix://{_dir.FilePath("kms-logged.sock")}
-            logging:
-              level: debug
-            rootKeys:
-            {Entry("vault-prod", _vault.Address.ToString().TrimEnd('/'), null)}
-            """;
-        var config = ConfigLoader.Parse(yaml, _dir.Path);
+        var config = Config() with { Logging = new LoggingConfig { Level = LogLevel.Debug } };
         await using var plugin = await PluginHost.StartAsync(config, new Hosting.ServerDependencies { ExtraLogger = logs });
         await plugin.WaitForProbeAsync();
         var texts = new List<string>();

@@ -28,6 +28,6 @@ public sealed class CircuitBreakerPolicy(CircuitBreaker breaker) : IRootKeyCallP
             : PolicyRootKey.Decorate(key, new CircuitBreakerPolicy(new CircuitBreaker(key.Name, options, time, logger)));
     }
 
-    public Task<T> RunAsync<T>(RootKeyOperation operation, Func<CancellationToken, Task<T>> call, CancellationToken cancellationToken) =>
-        Breaker.ExecuteAsync(call, cancellationToken, successCloses: operation != RootKeyOperation.ReadVersion);
+    public Task<T> RunAsync<T>(RootKeyOperation operation, Func<CancellationToken, Task<T>> remoteCall, CancellationToken cancellationToken) =>
+        Breaker.ExecuteAsync(remoteCall, cancellationToken, successCloses: operation != RootKeyOperation.ReadVersion);
 }

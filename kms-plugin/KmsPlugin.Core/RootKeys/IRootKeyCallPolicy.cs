@@ -7,6 +7,6 @@ namespace KmsPlugin.Core.RootKeys;
 /// </summary>
 public interface IRootKeyCallPolicy
 {
-    /// <summary>Runs <paramref name="call"/> (one remote call of <paramref name="operation"/>, its retries included), or throws instead.</summary>
-    Task<T> RunAsync<T>(RootKeyOperation operation, Func<CancellationToken, Task<T>> call, CancellationToken cancellationToken);
+    /// <summary>Runs <paramref name="remoteCall"/> (one remote call of <paramref name="operation"/>, its retries included), or throws instead.</summary>
+    Task<T> RunAsync<T>(RootKeyOperation operation, Func<CancellationToken, Task<T>> remoteCall, CancellationToken cancellationToken);
 }

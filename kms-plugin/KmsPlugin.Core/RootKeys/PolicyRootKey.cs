@@ -51,6 +51,6 @@ public class PolicyRootKey : IRootKey
     public void Dispose()
     {
         Inner.Dispose();
-        GC.SuppressFinalize(this);
+        GC.SuppressFinalize(this); // CA1816: the class is unsealed (the versioned flavour derives from it)
     }
 }

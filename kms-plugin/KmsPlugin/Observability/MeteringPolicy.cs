@@ -19,9 +19,9 @@ public sealed class MeteringPolicy(PluginMetrics metrics, string provider) : IRo
     }
 
     /// <summary>Runs one remote call and records its outcome and duration, whatever happens.</summary>
-    public async Task<T> RunAsync<T>(RootKeyOperation operation, Func<CancellationToken, Task<T>> call, CancellationToken cancellationToken)
+    public async Task<T> RunAsync<T>(RootKeyOperation operation, Func<CancellationToken, Task<T>> remoteCall, CancellationToken cancellationToken)
     {
-        ArgumentNullException.ThrowIfNull(call);
+        ArgumentNullException.ThrowIfNull(remoteCall);
         var label = operation switch
         {
             RootKeyOperation.Wrap => "wrap",
@@ -33,7 +33,7 @@ public sealed class MeteringPolicy(PluginMetrics metrics, string provider) : IRo
         T result;
         try
         {
-            result = await call(cancellationToken);
+            result = await remoteCall(cancellationToken);
         }
         catch (Exception e)
         {

@@ -26,6 +26,7 @@ internal sealed class FakeKeyVault : IAsyncDisposable
     private readonly ConcurrentDictionary<string, List<FakeKeyVersion>> _keys = new(StringComparer.OrdinalIgnoreCase);
     private readonly ConcurrentDictionary<string, DateTimeOffset> _tokens = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, int> _requests = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, string> _reportedCurrent = new(StringComparer.OrdinalIgnoreCase);
     private readonly ConcurrentQueue<IReadOnlyDictionary<string, string>> _tokenRequests = new();
     private readonly ConcurrentQueue<string> _unknownRequests = new();
     private LoopbackWebServer? _server;
@@ -72,6 +73,9 @@ internal sealed class FakeKeyVault : IAsyncDisposable
     /// <summary>Requests received for a key operation (<c>get</c>, <c>wrapkey</c>, <c>unwrapkey</c>), faulted or not.</summary>
     public int Requests(string operation) => _requests.GetValueOrDefault(operation);
 
+    /// <summary>Requests received for a key operation naming <paramref name="version"/> in its path (e.g. wrapkey with one version).</summary>
+    public int Requests(string operation, string version) => _requests.GetValueOrDefault($"{operation} {version}");
+
     /// <summary>Adds an RSA-2048 key (Key Vault) or a new version of it; returns the version.</summary>
     public string AddRsaVersion(string name) => AddVersion(name, new FakeKeyVersion(NewVersion(), "RSA", RSA.Create(2048), null));
 
@@ -79,6 +83,13 @@ internal sealed class FakeKeyVault : IAsyncDisposable
     public string AddAesVersion(string name) => AddVersion(name, new FakeKeyVersion(NewVersion(), "oct-HSM", null, RandomNumberGenerator.GetBytes(32)));
 
     public void SetEnabled(string name, string version, bool enabled) => Find(name, version)!.Enabled = enabled;
+
+    /// <summary>
+    /// <c>GET keys/{name}</c> (no version) answers with <paramref name="version"/> instead of the newest version, as a
+    /// vault's read-only replica that has not caught up with a rotation answers during a regional failover; requests
+    /// naming a version are unaffected.
+    /// </summary>
+    public void ReportAsCurrent(string name, string version) => _reportedCurrent[name] = version;
 
     /// <summary>Makes every issued token invalid, as when Entra ID revokes a session.</summary>
     public void RevokeTokens() => _tokens.Clear();
@@ -140,6 +151,11 @@ internal sealed class FakeKeyVault : IAsyncDisposable
     private async Task<IResult> KeyOperationAsync(HttpContext context, string operation, string name, string? version, string? action)
     {
         _requests.AddOrUpdate(operation, 1, (_, n) => n + 1);
+        if (version is not null)
+        {
+            _requests.AddOrUpdate($"{operation} {version}", 1, (_, n) => n + 1);
+        }
+
         if (context.Request.Query["api-version"] != ApiVersion)
         {
             return Error(400, "BadParameter", null, "The specified version is not supported", null);
@@ -165,7 +181,7 @@ internal sealed class FakeKeyVault : IAsyncDisposable
             return Error(fault.Status, fault.Code ?? "ServiceUnavailable", fault.InnerCode, "injected fault", fault.RetryAfter);
         }
 
-        var key = Find(name, version);
+        var key = Find(name, version ?? _reportedCurrent.GetValueOrDefault(name));
         if (key is null)
         {
             return Error(404, "KeyNotFound", null, $"A key with (name/id) {name}/{version} was not found in this key vault.", null);

@@ -62,6 +62,9 @@ internal sealed class FakeCloudKms : IAsyncDisposable
 
     public int Requests(string operation) => _requests.GetValueOrDefault(operation);
 
+    /// <summary>Encrypt requests made with <paramref name="version"/> (whether they named it or it was primary).</summary>
+    public int Encrypts(int version) => _requests.GetValueOrDefault($"encrypt {version}");
+
     /// <summary>Adds a version (numbered from 1); <paramref name="makePrimary"/> moves the primary to it, as a rotation does.</summary>
     public int AddVersion(bool makePrimary = true)
     {
@@ -75,6 +78,15 @@ internal sealed class FakeCloudKms : IAsyncDisposable
             }
 
             return version.Number;
+        }
+    }
+
+    /// <summary><c>cryptoKeys.updatePrimaryVersion</c>: makes an existing version primary (e.g. rolling a rotation back).</summary>
+    public void SetPrimary(int version)
+    {
+        lock (_lock)
+        {
+            _primary = _versions.Single(v => v.Number == version).Number;
         }
     }
 
@@ -204,6 +216,8 @@ internal sealed class FakeCloudKms : IAsyncDisposable
         {
             return Error(404, "NOT_FOUND", $"{target} not found.", null);
         }
+
+        _requests.AddOrUpdate($"encrypt {version.Number}", 1, (_, n) => n + 1);
 
         if (version.State != "ENABLED")
         {

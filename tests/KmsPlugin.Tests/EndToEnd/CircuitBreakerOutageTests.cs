@@ -71,7 +71,7 @@ public sealed class CircuitBreakerOutageTests(ITestOutputHelper output)
         await using var plugin = await PluginHost.StartLocalAsync(dir, new ServerDependencies { Time = time, DecorateRemote = _ => remote },
             c => c with { Health = c.Health with { ListenHost = "127.0.0.1", ListenPort = port, ProbeInterval = ProbeInterval }, CircuitBreaker = options });
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/") };
-        var breaker = Assert.IsType<CircuitBreakingRootKey>(plugin.Ring.Primary).Breaker;
+        var breaker = Assert.IsType<CircuitBreakerPolicy>(Assert.IsType<PolicyRootKey>(plugin.Ring.Primary).Policy).Breaker;
 
         // The probe loop arms a ProbeInterval timer after each probe; wait for it before moving the clock past the
         // next one, so the loop's schedule is exactly every ProbeInterval of fake time.

@@ -9,7 +9,7 @@ using KmsPlugin.TestSupport;
 namespace KmsPlugin.Tests.Unit;
 
 /// <summary>
-/// <see cref="MeteredRootKey"/>: every remote call counted by provider, operation and outcome class, and every member
+/// <see cref="MeteringPolicy"/>: every remote call counted by provider, operation and outcome class, and every member
 /// of the provider's key forwarded (including default-implemented and versioned ones).
 /// </summary>
 public sealed class RootKeyMetricsTests : IDisposable
@@ -30,7 +30,7 @@ public sealed class RootKeyMetricsTests : IDisposable
     public async Task Wraps_unwraps_throttling_and_cancellation_are_counted_by_provider_operation_and_outcome()
     {
         var fake = new FakeRootKey("remote");
-        using var key = MeteredRootKey.Decorate(fake, _metrics);
+        using var key = MeteringPolicy.Decorate(fake, _metrics);
         var wrapped = await key.WrapAsync(new byte[32], Aad, CancellationToken.None);
         (await key.UnwrapAsync(wrapped, Aad, CancellationToken.None)).Dispose();
 
@@ -59,9 +59,9 @@ public sealed class RootKeyMetricsTests : IDisposable
     [Fact]
     public async Task A_providers_own_timeout_and_an_untyped_exception_have_their_own_outcomes()
     {
-        using var timingOut = MeteredRootKey.Decorate(new ThrowingRootKey(new TaskCanceledException("client timeout", new TimeoutException())), _metrics);
+        using var timingOut = MeteringPolicy.Decorate(new ThrowingRootKey(new TaskCanceledException("client timeout", new TimeoutException())), _metrics);
         await Assert.ThrowsAsync<TaskCanceledException>(() => timingOut.WrapAsync(new byte[32], Aad, CancellationToken.None));
-        using var buggy = MeteredRootKey.Decorate(new ThrowingRootKey(new InvalidOperationException("bug")), _metrics);
+        using var buggy = MeteringPolicy.Decorate(new ThrowingRootKey(new InvalidOperationException("bug")), _metrics);
         await Assert.ThrowsAsync<InvalidOperationException>(() => buggy.UnwrapAsync(new byte[40], Aad, CancellationToken.None));
 
         Assert.Equal([("throwing", "wrap", "timeout"), ("throwing", "unwrap", "internal")], _recorded.Calls("kms_plugin_root_key_requests"));
@@ -82,7 +82,7 @@ public sealed class RootKeyMetricsTests : IDisposable
     public async Task A_versioned_key_stays_versioned_and_every_member_reaches_the_providers_key()
     {
         var inner = new VersionedKey("v1");
-        using var decorated = MeteredRootKey.Decorate(inner, _metrics);
+        using var decorated = MeteringPolicy.Decorate(inner, _metrics);
         var versioned = Assert.IsAssignableFrom<IVersionedRootKey>(decorated);
         Assert.Equal((inner.Name, inner.Provider, inner.KeyId), (versioned.Name, versioned.Provider, versioned.KeyId));
         Assert.True(versioned.FollowsLatestVersion);
@@ -94,7 +94,7 @@ public sealed class RootKeyMetricsTests : IDisposable
 
         Assert.Equal("v2", await versioned.ReadLatestVersionAsync(CancellationToken.None));
         using var next = versioned.WithVersion("v2");
-        Assert.IsType<MeteredVersionedRootKey>(next);
+        Assert.IsType<MeteringPolicy>(Assert.IsType<PolicyVersionedRootKey>(next).Policy);
         await next.WrapAsync(new byte[32], Aad, CancellationToken.None);
         Assert.Equal([("versioned", "read_version", "ok"), ("versioned", "wrap", "ok")], _recorded.Calls("kms_plugin_root_key_requests"));
 
@@ -106,7 +106,7 @@ public sealed class RootKeyMetricsTests : IDisposable
     public void Without_metrics_the_providers_key_is_returned_unchanged()
     {
         using var fake = new FakeRootKey();
-        Assert.Same(fake, MeteredRootKey.Decorate(fake, null));
+        Assert.Same(fake, MeteringPolicy.Decorate(fake, null));
     }
 
     [Fact]

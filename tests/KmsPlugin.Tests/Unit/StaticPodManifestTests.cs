@@ -40,6 +40,13 @@ public sealed class StaticPodManifestTests
         Assert.Equal("/livez", Text(container, "livenessProbe", "httpGet", "path"));
         Assert.Equal("/readyz", Text(container, "readinessProbe", "httpGet", "path"));
         Assert.NotNull(At(container, "resources", "requests", "memory"));
+
+        // The read-only root filesystem leaves the state directory (key_id history) on a hostPath that survives restarts.
+        var mounts = ((YamlSequenceNode)At(container, "volumeMounts")).Children;
+        var state = mounts.Single(m => Text(m, "mountPath") == "/var/lib/kms-plugin");
+        var volume = ((YamlSequenceNode)At(pod, "spec", "volumes")).Children.Single(v => Text(v, "name") == Text(state, "name"));
+        Assert.Equal("/var/lib/kms-plugin", Text(volume, "hostPath", "path"));
+        Assert.Equal("Directory", Text(volume, "hostPath", "type")); // not DirectoryOrCreate: the kubelet would make it 0755 root-owned
     }
 
     [Fact]
@@ -73,5 +80,8 @@ public sealed class StaticPodManifestTests
         Assert.Contains("ExecStart=/opt/kms-plugin/kms-plugin serve --config /etc/kms-plugin/config.yaml", unit, StringComparison.Ordinal);
         Assert.Contains("RuntimeDirectory=kmsplugin", unit, StringComparison.Ordinal);
         Assert.Contains("Before=kubelet.service", unit, StringComparison.Ordinal);
+        Assert.Contains("StateDirectory=kms-plugin", unit, StringComparison.Ordinal);
+        Assert.Contains("StateDirectoryMode=0700", unit, StringComparison.Ordinal);
+        Assert.Contains("ExecReload=/bin/kill -HUP $MAINPID", unit, StringComparison.Ordinal);
     }
 }

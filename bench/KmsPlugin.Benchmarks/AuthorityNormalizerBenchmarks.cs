@@ -1,0 +1,201 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Security.Cryptography;
+using BenchmarkDotNet.Attributes;
+using Google.Protobuf;
+using KmsPlugin.Core.Envelope;
+using KmsPlugin.Core.RootKeys;
+using KmsPlugin.Core.Security;
+using KmsPlugin.Protocol.V2;
+using KmsPlugin.Transport;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace KmsPlugin.Benchmarks;
+
+/// <summary>The KMS v2 call whose request the client sends.</summary>
+public enum KmsCall
+{
+    Encrypt,
+    Decrypt,
+}
+
+/// <summary>
+/// What the <c>:authority</c> connection middleware (kms-plugin/KmsPlugin/Transport/Http2AuthorityNormalizer.cs) costs
+/// per request, on the bytes grpc-go sends for one KMS v2 call (<see cref="GrpcGoRequestFrames"/>: HEADERS + DATA with a
+/// real Encrypt or Decrypt request message):
+/// <list type="bullet">
+/// <item><c>Process</c>: <c>Http2HeaderRewriter.Process</c> alone — frame walk, header-block copy, HPACK rewrite — into a
+/// reused buffer: the CPU the middleware adds per request.</item>
+/// <item><c>OnePipe</c>: the baseline without the middleware — the bytes written into one <see cref="Pipe"/> (as Kestrel's
+/// socket transport does) and read out by a reader already waiting (as Kestrel's HTTP/2 loop does).</item>
+/// <item><c>Middleware</c>: the same bytes written into the connection's input pipe, pumped by the public
+/// <see cref="Http2AuthorityNormalizer.Middleware"/> (its pump task on a real in-memory connection) into the rewritten
+/// pipe, and read out there by a waiting reader. The difference to <c>OnePipe</c> is the middleware's whole cost per
+/// request, including the second pipe's copy and the extra thread-pool hop.</item>
+/// </list>
+/// The pipes use their default schedulers (thread pool), as the socket transport's application side and the
+/// middleware's own pipe do, so each hop is a real dispatch; the pipe round trips therefore measure latency, with the
+/// CPU of the rewrite inside it given by <c>Process</c>.
+/// </summary>
+[MemoryDiagnoser]
+public class AuthorityNormalizerBenchmarks
+{
+    private const int StreamId = 1;
+
+    private byte[] _request = null!;
+    private int _rewrittenLength;
+    private Http2HeaderRewriter _rewriter = null!;
+    private ArrayBufferWriter<byte> _rewriterOutput = null!;
+    private Pipe _direct = null!;
+    private Pipe _socketInput = null!;
+    private Pipe _socketOutput = null!;
+    private PipeReader _rewritten = null!;
+    private TaskCompletionSource _connectionClosed = null!;
+    private Task _connection = null!;
+
+    [ParamsAllValues]
+    public AuthorityHeader Authority { get; set; }
+
+    [ParamsAllValues]
+    public KmsCall Call { get; set; }
+
+    /// <summary>The request's bytes after the rewrite, as the last <see cref="Process"/> left them (for smoke tests).</summary>
+    internal ReadOnlyMemory<byte> LastProcessed => _rewriterOutput.WrittenMemory;
+
+    /// <summary>The request's bytes as the client sends them.</summary>
+    internal ReadOnlyMemory<byte> RequestBytes => _request;
+
+    /// <summary>How many bytes Kestrel reads for one request once the middleware has rewritten it.</summary>
+    internal int RewrittenLength => _rewrittenLength;
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        var (path, message) = Call == KmsCall.Encrypt
+            ? ("/v2.KeyManagementService/Encrypt", EncryptMessage())
+            : ("/v2.KeyManagementService/Decrypt", DecryptMessage());
+        _request = GrpcGoRequestFrames.Request(StreamId, path, Authority, message);
+
+        _rewriter = new Http2HeaderRewriter();
+        _rewriterOutput = new ArrayBufferWriter<byte>(4096);
+        var start = GrpcGoRequestFrames.ConnectionStart();
+        ProcessWhole(_rewriter, start, _rewriterOutput);
+        _rewriterOutput.ResetWrittenCount();
+        ProcessWhole(_rewriter, _request, _rewriterOutput);
+        _rewrittenLength = _rewriterOutput.WrittenCount;
+
+        _direct = new Pipe(new PipeOptions(useSynchronizationContext: false));
+
+        // One connection through the middleware for the whole run: the pump keeps its rewriter state across requests,
+        // as it does across a real connection's requests.
+        _socketInput = new Pipe(new PipeOptions(useSynchronizationContext: false));
+        _socketOutput = new Pipe(new PipeOptions(useSynchronizationContext: false));
+        _connectionClosed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var transport = new TaskCompletionSource<PipeReader>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var context = new DefaultConnectionContext("bench") { Transport = new DuplexPipe(_socketInput.Reader, _socketOutput.Writer) };
+        _connection = Http2AuthorityNormalizer.Middleware(async rewritten =>
+        {
+            transport.SetResult(rewritten.Transport.Input); // where Kestrel's HTTP/2 connection would read
+            await _connectionClosed.Task;
+        })(context);
+        _rewritten = transport.Task.GetAwaiter().GetResult();
+        RoundTripAsync(_socketInput.Writer, _rewritten, start, start.Length).GetAwaiter().GetResult();
+    }
+
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        _connectionClosed.SetResult();
+        _connection.GetAwaiter().GetResult();
+        _socketInput.Writer.Complete();
+        _socketOutput.Writer.Complete();
+        _socketOutput.Reader.Complete();
+        _direct.Writer.Complete();
+        _direct.Reader.Complete();
+    }
+
+    [Benchmark(Description = "Http2HeaderRewriter.Process (rewrite only)")]
+    public int Process()
+    {
+        _rewriterOutput.ResetWrittenCount();
+        _rewriter.Process(new ReadOnlySequence<byte>(_request), _rewriterOutput);
+        return _rewriterOutput.WrittenCount;
+    }
+
+    [Benchmark(Description = "one Pipe, no middleware (baseline)")]
+    public Task<long> OnePipe() => RoundTripAsync(_direct.Writer, _direct.Reader, _request, _request.Length);
+
+    [Benchmark(Description = "through Http2AuthorityNormalizer.Middleware")]
+    public Task<long> Middleware() => RoundTripAsync(_socketInput.Writer, _rewritten, _request, _rewrittenLength);
+
+    /// <summary>
+    /// Writes <paramref name="bytes"/> and reads until <paramref name="expected"/> bytes came out. The read is started
+    /// first, so the write wakes a waiting reader as a socket read wakes Kestrel.
+    /// </summary>
+    private static async Task<long> RoundTripAsync(PipeWriter writer, PipeReader reader, byte[] bytes, int expected)
+    {
+        var pending = reader.ReadAsync();
+        var flush = await writer.WriteAsync(bytes);
+        if (flush.IsCompleted)
+        {
+            throw new InvalidOperationException("the pipe's reader has gone");
+        }
+
+        long received = 0;
+        while (true)
+        {
+            var result = await pending;
+            received += result.Buffer.Length;
+            reader.AdvanceTo(result.Buffer.End);
+            if (received >= expected)
+            {
+                return received;
+            }
+
+            if (result.IsCompleted || result.IsCanceled)
+            {
+                throw new InvalidOperationException($"the pipe ended after {received} of {expected} bytes");
+            }
+
+            pending = reader.ReadAsync();
+        }
+    }
+
+    private static void ProcessWhole(Http2HeaderRewriter rewriter, byte[] bytes, IBufferWriter<byte> output)
+    {
+        var sequence = new ReadOnlySequence<byte>(bytes);
+        var consumed = sequence.Slice(0, rewriter.Process(sequence, output)).Length;
+        if (consumed != bytes.Length)
+        {
+            throw new InvalidOperationException($"the rewriter consumed {consumed} of {bytes.Length} bytes: the frames are not what a client sends");
+        }
+    }
+
+    /// <summary>An Encrypt request as kube-apiserver sends it: a fresh 32-byte seed and a UID.</summary>
+    private static byte[] EncryptMessage() =>
+        new EncryptRequest { Plaintext = ByteString.CopyFrom(RandomNumberGenerator.GetBytes(32)), Uid = Guid.NewGuid().ToString() }.ToByteArray();
+
+    /// <summary>A Decrypt request for a seed the plugin's envelope core sealed: its ciphertext, key_id and annotations.</summary>
+    private static byte[] DecryptMessage()
+    {
+        using var keys = new BenchKeys();
+        using var envelope = new EnvelopeService(new RootKeyRing([keys.RootKey]), new EnvelopeOptions(), TimeProvider.System, CsprngRandomSource.Instance,
+            NullLogger.Instance);
+        var stored = envelope.EncryptAsync(RandomNumberGenerator.GetBytes(32), CancellationToken.None).GetAwaiter().GetResult();
+        var request = new DecryptRequest { Ciphertext = ByteString.CopyFrom(stored.Ciphertext), KeyId = stored.KeyId, Uid = Guid.NewGuid().ToString() };
+        foreach (var (key, value) in stored.Annotations)
+        {
+            request.Annotations.Add(key, ByteString.CopyFrom(value));
+        }
+
+        return request.ToByteArray();
+    }
+
+    private sealed class DuplexPipe(PipeReader input, PipeWriter output) : IDuplexPipe
+    {
+        public PipeReader Input { get; } = input;
+
+        public PipeWriter Output { get; } = output;
+    }
+}
