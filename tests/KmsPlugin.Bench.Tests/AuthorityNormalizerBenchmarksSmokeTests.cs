@@ -65,6 +65,9 @@ public sealed class AuthorityNormalizerBenchmarksSmokeTests(ITestOutputHelper ou
             {
                 Assert.Equal(benchmark.RewrittenLength, await benchmark.Middleware()); // the pumped bytes are the rewritten ones
             }
+
+            Assert.Equal(16 * sent.Length, await benchmark.OnePipeBatch());
+            Assert.Equal(16 * benchmark.RewrittenLength, await benchmark.MiddlewareBatch()); // every request of the batch rewritten
         }
         finally
         {

@@ -88,9 +88,63 @@ public sealed class RotationGateTests(EtcdFixture fixture) : IClassFixture<EtcdF
         Assert.Contains("require-key-id: FAILED: 1 of 1 values are not under anything", run.Output, StringComparison.Ordinal);
     }
 
-    private static Task<PluginHost> StartAsync(TempDirectory dir, params string[] rootKeys) =>
+    [Fact]
+    public async Task Data_under_an_earlier_epoch_of_the_primary_is_old_and_the_epoch_in_use_is_current()
+    {
+        using var dir = new TempDirectory();
+        var prefix = "/epochs-" + Guid.NewGuid().ToString("N")[..8];
+        var state = dir.FilePath("state");
+
+        // A, then B, then A again: the second A reports A.e1 (KeyIdHistory), and etcd holds values from both A periods.
+        string first, again;
+        await using (var a = await StartWithStateAsync(dir, state, "alpha"))
+        {
+            first = (await a.Apiserver.StatusAsync()).KeyId;
+            using var writer = await ApiserverStorageWriter.StartAsync(a.Apiserver, "kms-plugin");
+            await fixture.Etcd.PutAsync(prefix + "/secrets/a/first", writer.Seal(prefix + "/secrets/a/first", ApiserverStorageWriter.KubernetesObject("first")));
+        }
+
+        await using (var b = await StartWithStateAsync(dir, state, "bravo", "alpha"))
+        {
+            await b.Apiserver.StatusAsync();
+        }
+
+        await using (var a = await StartWithStateAsync(dir, state, "alpha", "bravo"))
+        {
+            again = (await a.Apiserver.StatusAsync()).KeyId;
+            using var writer = await ApiserverStorageWriter.StartAsync(a.Apiserver, "kms-plugin");
+            await fixture.Etcd.PutAsync(prefix + "/secrets/a/again", writer.Seal(prefix + "/secrets/a/again", ApiserverStorageWriter.KubernetesObject("again")));
+        }
+
+        Assert.Equal(first + ".e1", again);
+        var config = dir.FilePath("kms-plugin.yaml");
+        await File.WriteAllTextAsync(config, $"""
+            listen: unix://{dir.FilePath("unused.sock")}
+            stateDirectory: state
+            rootKeys:
+              - name: alpha
+                provider: local
+                local:
+                  keyFile: alpha.key
+              - name: bravo
+                provider: local
+                local:
+                  keyFile: bravo.key
+            """);
+        var run = await AuditRunner.RunAsync("--etcd-endpoints", fixture.Etcd.Endpoint, "--prefix", prefix, "--resources", "secrets", "--config", config, "--output", "json");
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Equal("current", run.KeyId(again).GetProperty("status").GetString());
+        Assert.Equal(1, run.KeyId(again).GetProperty("objects").GetInt64());
+        Assert.Equal("old", run.KeyId(first).GetProperty("status").GetString());
+        Assert.Equal("alpha", run.KeyId(first).GetProperty("rootKey").GetString());
+    }
+
+    private static Task<PluginHost> StartAsync(TempDirectory dir, params string[] rootKeys) => StartWithStateAsync(dir, null, rootKeys);
+
+    private static Task<PluginHost> StartWithStateAsync(TempDirectory dir, string? stateDirectory, params string[] rootKeys) =>
         PluginHost.StartLocalAsync(dir, adjust: config => config with
         {
             RootKeys = [.. rootKeys.Select(name => new RootKeyConfig { Name = name, Provider = "local", Settings = new LocalRootKeyConfig(dir.FilePath(name + ".key"), true) })],
+            StateDirectory = stateDirectory,
         });
 }

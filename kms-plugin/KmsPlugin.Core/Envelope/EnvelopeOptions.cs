@@ -29,4 +29,7 @@ public sealed record EnvelopeOptions
     /// collision probability below 2^-41.
     /// </summary>
     public const long HardMaxUses = 1L << 28;
+
+    /// <summary>How many additional-wrap root keys fit beside the primary in the one annotation.</summary>
+    public const int MaxAdditionalWraps = WrappedKekAnnotation.MaxWraps - 1;
 }

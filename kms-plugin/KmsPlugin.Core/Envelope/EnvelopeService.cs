@@ -63,7 +63,7 @@ public sealed class EnvelopeService : IDisposable
     public long Rotations => Interlocked.Read(ref _rotations);
 
     /// <summary>The KEK that seals new seeds (its creation time and seals so far), or null before the first one; for metrics.</summary>
-    public CurrentKekInfo? CurrentKek => Volatile.Read(ref _current) is { } kek ? new CurrentKekInfo(kek.CreatedAt, kek.Seals) : null;
+    public CurrentKekInfo? CurrentKek => Volatile.Read(ref _current) is { } kek ? new CurrentKekInfo(kek.CreatedAt, kek.Seals, kek.MissingWraps) : null;
 
     public async Task<EncryptResult> EncryptAsync(ReadOnlyMemory<byte> plaintext, CancellationToken cancellationToken)
     {
@@ -251,6 +251,10 @@ public sealed class EnvelopeService : IDisposable
         catch (KmsPluginException e)
         {
             _logger.LogWarning("could not prepare a local KEK yet: {Reason}", e.Message);
+        }
+        catch (Exception e) when (e is ObjectDisposedException or OperationCanceledException && cancellationToken.IsCancellationRequested)
+        {
+            // stopping before the first KEK was made (e.g. the socket or health port could not be bound)
         }
     }
 

@@ -1,3 +1,4 @@
+using KmsPlugin.Core.RootKeys;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
@@ -173,9 +174,16 @@ public sealed class AuditScanner
             return (KeyIdRole.NotChecked, null);
         }
 
-        return _configured.TryGetValue(keyId, out var configured)
-            ? (configured.Primary ? KeyIdRole.Current : KeyIdRole.Old, configured.RootKeyName)
-            : (KeyIdRole.Unknown, null);
+        if (_configured.TryGetValue(keyId, out var configured))
+        {
+            return (configured.Primary ? KeyIdRole.Current : KeyIdRole.Old, configured.RootKeyName);
+        }
+
+        // Another epoch of a configured key (KeyIdEpoch: "<key_id>.e<n>", an earlier period of that key, or the
+        // primary's own key_id before its current epoch): readable, but not what new writes use.
+        var baseKeyId = KeyIdEpoch.BaseOf(keyId);
+        var sameKey = _options.ConfiguredKeyIds.FirstOrDefault(c => KeyIdEpoch.BaseOf(c.KeyId) == baseKeyId);
+        return sameKey is null ? (KeyIdRole.Unknown, null) : (KeyIdRole.Old, sameKey.RootKeyName);
     }
 
     /// <summary>A configured root key with nothing in etcd is the good news of a finished migration: list it with 0.</summary>

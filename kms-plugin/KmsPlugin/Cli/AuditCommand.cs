@@ -3,6 +3,7 @@ using Grpc.Core;
 using KmsPlugin.Client;
 using KmsPlugin.Configuration;
 using KmsPlugin.Core.Errors;
+using KmsPlugin.Core.RootKeys;
 using KmsPlugin.Core.Security;
 using KmsPlugin.Hosting;
 using KmsPlugin.Storage.Audit;
@@ -245,6 +246,14 @@ public static class AuditCommand
                 await error.WriteLineAsync($"kms-plugin audit: warning: root key {entry.Name} ({entry.Provider}) could not be opened ({e.Kind}: {e.Message}); "
                     + "values under its key_id will show as unknown");
             }
+        }
+
+        // The primary's reported key_id carries its epoch (stateDirectory/key-ids.json, read only): that is "current".
+        if (keyIds.Count > 0 && keyIds[0].Primary && config.StateDirectory is { } state && File.Exists(Path.Combine(state, KeyIdHistory.FileName)))
+        {
+            var additional = keyIds.Skip(1).Where(k => config.RootKeys.FirstOrDefault(r => r.Name == k.RootKeyName)?.Role == RootKeyRole.AdditionalWrap)
+                .Select(k => k.KeyId).ToList();
+            keyIds[0] = keyIds[0] with { KeyId = KeyIdHistory.Open(state).Peek(keyIds[0].KeyId, additional) };
         }
 
         return keyIds;

@@ -163,6 +163,13 @@ public static class Commands
         {
             throw inner; // a root key failed to open inside DI construction
         }
+        catch (IOException e)
+        {
+            // Kestrel could not bind (the health port is taken, ...): a clear line and exit 1, not an unhandled crash.
+            await Console.Error.WriteLineAsync($"kms-plugin serve: cannot listen: {e.Message}"
+                + (config.Health.ListenHost is { } host ? $" (health.listen {host}:{config.Health.ListenPort}; is another plugin running?)" : ""));
+            return Failed;
+        }
 
         await app.WaitForShutdownAsync();
         return Ok;
@@ -216,6 +223,12 @@ public static class Commands
         if (line.Value("--timeout") is { } text && (!GoDuration.TryParse(text, out timeout) || timeout <= TimeSpan.Zero))
         {
             throw new UsageException($"--timeout must be a positive duration such as 3s, got \"{text}\"");
+        }
+
+        // Without this the gRPC client reports a confusing "localhost:80" connection error after the whole timeout.
+        if (!Path.Exists(path))
+        {
+            throw new KmsPluginException(KmsErrorKind.RootKeyUnavailable, $"no socket at {path}: is the plugin running, and is this its listen path?");
         }
 
         channel = UnixSocketChannel.Create(path);

@@ -184,6 +184,13 @@ public static class ConfigLoader
             });
         }
 
+        // The annotation carries the primary's wrap and every additional one (WrappedKekAnnotation.MaxWraps in all).
+        var additional = keys.Count(k => k.Role == RootKeyRole.AdditionalWrap);
+        if (additional > EnvelopeOptions.MaxAdditionalWraps)
+        {
+            throw new ConfigException("rootKeys", $"{additional} entries are additional-wrap; at most {EnvelopeOptions.MaxAdditionalWraps} fit beside the primary in the annotation");
+        }
+
         return keys;
     }
 

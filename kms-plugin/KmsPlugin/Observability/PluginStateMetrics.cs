@@ -37,6 +37,9 @@ public sealed class PluginStateMetrics : IHostedService
             "Age of the KEK that seals new seeds (absent before the first one is made)");
         meter.CreateObservableGauge("kms_plugin_kek_uses", () => CurrentKekUses(envelope), "{seal}",
             "Seeds sealed by the current KEK (absent before the first one is made); a new KEK is made at kek.maxUses");
+        meter.CreateObservableGauge("kms_plugin_kek_missing_wraps", () => CurrentKekMissingWraps(envelope), unit: null,
+            "1 when an additional-wrap root key could not wrap the current KEK (retried with a new KEK after a minute); "
+            + "seeds sealed meanwhile carry no wrap of that key");
         meter.CreateObservableGauge("kms_plugin_key_id_info", () => KeyIdInfo(envelope), unit: null,
             "Always 1; the key_id_hash label is sha256:<first 16 hex> of the key_id Status reports, as in the plugin's logs");
         meter.CreateObservableGauge("kms_plugin_root_key_probe_success", () => health.Current.Healthy ? 1 : 0, unit: null,
@@ -54,6 +57,9 @@ public sealed class PluginStateMetrics : IHostedService
 
     private static IEnumerable<Measurement<long>> CurrentKekUses(EnvelopeService envelope) =>
         envelope.CurrentKek is { } kek ? [new Measurement<long>(kek.Seals)] : [];
+
+    private static IEnumerable<Measurement<int>> CurrentKekMissingWraps(EnvelopeService envelope) =>
+        envelope.CurrentKek is { } kek ? [new Measurement<int>(kek.MissingWraps ? 1 : 0)] : [];
 
     private static Measurement<int> KeyIdInfo(EnvelopeService envelope) =>
         new(1, new KeyValuePair<string, object?>("key_id_hash", KeyIdHash.Of(envelope.CurrentKeyId)));

@@ -94,6 +94,40 @@ public sealed class CliTests
         using var dir = new TempDirectory();
         var (exit, output) = await PluginProcess.RunAsync(dir.Path, null, "probe", "--listen", "unix://" + dir.FilePath("none.sock"), "--timeout", "1s");
         Assert.Equal(1, exit);
+        Assert.Contains($"no socket at {dir.FilePath("none.sock")}: is the plugin running", output, StringComparison.Ordinal);
+        (exit, output) = await PluginProcess.RunAsync(dir.Path, null, "status", "--listen", "unix://" + dir.FilePath("none.sock"));
+        Assert.Equal(1, exit);
+        Assert.Contains("no socket at", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Probe_of_a_stale_socket_where_nothing_listens_fails_with_Unavailable()
+    {
+        using var dir = new TempDirectory();
+        // Bound, never listening: connecting is refused, as with the file a crash leaves (.NET removes the file on
+        // dispose, so it stays open for the test).
+        using var stale = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+        stale.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(dir.FilePath("stale.sock")));
+
+        var (exit, output) = await PluginProcess.RunAsync(dir.Path, null, "probe", "--listen", "unix://" + dir.FilePath("stale.sock"), "--timeout", "5s");
+        Assert.Equal(1, exit);
         Assert.Contains("call failed: Unavailable", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Serve_with_its_health_port_taken_exits_1_with_one_clear_line()
+    {
+        using var dir = new TempDirectory();
+        using var taken = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        taken.Start();
+        var port = ((System.Net.IPEndPoint)taken.LocalEndpoint).Port;
+        File.WriteAllText(dir.FilePath("c.yaml"), $"listen: unix://{dir.FilePath("k.sock")}\nhealth: {{ listen: 127.0.0.1:{port} }}\n"
+            + "rootKeys: [{ name: dev, provider: local, local: { keyFile: k.key, create: true } }]\n");
+        var (exit, output) = await PluginProcess.RunAsync(dir.Path, null, "serve", "--config", dir.FilePath("c.yaml"));
+        Assert.Equal(1, exit);
+        Assert.Contains($"kms-plugin serve: cannot listen: ", output, StringComparison.Ordinal);
+        Assert.Contains($"health.listen 127.0.0.1:{port}", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("Unhandled exception", output, StringComparison.Ordinal);
+        Assert.False(File.Exists(dir.FilePath("k.sock")), "the socket is not left behind");
     }
 }

@@ -102,6 +102,7 @@ public sealed class AdditionalWrapTests : IDisposable
         _escrow.Failure = new KmsPluginException(KmsErrorKind.RootKeyUnavailable, "escrow down");
         var first = await envelope.EncryptAsync(RandomNumberGenerator.GetBytes(32), CancellationToken.None);
         Assert.False(WrappedKekAnnotation.IsMultiWrap(first.Annotations.Single().Value));
+        Assert.True(envelope.CurrentKek!.Value.MissingWraps); // kms_plugin_kek_missing_wraps
 
         // Within the retry delay the same KEK keeps sealing; after it, a new KEK is made and gets the escrow wrap.
         _escrow.Failure = null;
@@ -110,6 +111,7 @@ public sealed class AdditionalWrapTests : IDisposable
         _time.Advance(EnvelopeService.MissingWrapRetry);
         var retried = await envelope.EncryptAsync(RandomNumberGenerator.GetBytes(32), CancellationToken.None);
         Assert.True(WrappedKekAnnotation.IsMultiWrap(retried.Annotations.Single().Value));
+        Assert.False(envelope.CurrentKek!.Value.MissingWraps);
         Assert.Equal(first.KeyId, retried.KeyId);
     }
 
