@@ -34,6 +34,7 @@ public static class RemoteThrottlingScenario
 {
     private const string RootKeyRequests = "kms_plugin_root_key_requests_total";
     private const string GrpcRequests = "kms_plugin_grpc_requests_total";
+    private const string RootKeyAttempts = "kms_plugin_root_key_attempts_total";
 
     /// <param name="configure">A plugin configuration with the provider's root key and <c>health.listen</c> on the given port (a fresh socket per call).</param>
     /// <param name="backend">How the fake throttles and counts unwraps.</param>
@@ -46,6 +47,7 @@ public static class RemoteThrottlingScenario
         var expectedCode = GrpcErrorMapping.ToStatusCode(KmsErrorKind.Throttled);
         var scrape = await PrometheusScrape.GetAsync(healthPort);
         var throttledBefore = scrape.Sum(RootKeyRequests, Unwrap(backend, "throttled"));
+        var attemptsBefore = scrape.Sum(RootKeyAttempts, Unwrap(backend, "throttled"));
         var okBefore = scrape.Sum(RootKeyRequests, Unwrap(backend, "ok"));
         var requestsBefore = backend.UnwrapRequests();
         backend.Throttle();
@@ -60,6 +62,9 @@ public static class RemoteThrottlingScenario
         // One root-key unwrap made by that Decrypt, its retries included (the duration histogram spans them).
         Assert.Equal(1, scrape.Sum(RootKeyRequests, Unwrap(backend, "throttled")) - throttledBefore);
         Assert.Equal(1, scrape.Value("kms_plugin_root_key_request_duration_seconds_count", Unwrap(backend, "throttled")));
+
+        // Each try the retry policy made is counted too: exactly the requests the backend saw.
+        Assert.Equal(attempts, scrape.Sum(RootKeyAttempts, Unwrap(backend, "throttled")) - attemptsBefore);
         var failedDecrypts = scrape.All(GrpcRequests, ("api", "v2"), ("method", "Decrypt")).Where(sample => sample.Labels["code"] != "OK").ToList();
         var failed = Assert.Single(failedDecrypts);
         Assert.Equal(expectedCode.ToString(), failed.Labels["code"]);

@@ -41,7 +41,19 @@ public sealed record RetryPolicy
             cancellationToken.ThrowIfCancellationRequested();
             try
             {
-                return await call(attempt, cancellationToken);
+                T result;
+                try
+                {
+                    result = await call(attempt, cancellationToken);
+                }
+                catch (Exception e)
+                {
+                    RootKeyAttempts.Report(e); // every try is visible (kms_plugin_root_key_attempts_total), not only the call's outcome
+                    throw;
+                }
+
+                RootKeyAttempts.Report(null);
+                return result;
             }
             catch (KmsPluginException e) when (attempt < MaxAttempts && IsRetryable(e))
             {

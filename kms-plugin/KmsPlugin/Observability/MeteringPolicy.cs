@@ -29,6 +29,8 @@ public sealed class MeteringPolicy(PluginMetrics metrics, string provider) : IRo
             RootKeyOperation.ReadVersion => "read_version",
             _ => throw new ArgumentOutOfRangeException(nameof(operation), operation, "not a root key operation"),
         };
+        RootKeyAttempts.ObserveInThisCall(failure =>
+            metrics.RecordRootKeyAttempt(provider, label, failure is null ? RootKeyOutcomes.Ok : RootKeyOutcomes.Of(failure, cancellationToken)));
         var started = Stopwatch.GetTimestamp();
         T result;
         try

@@ -35,6 +35,7 @@ public sealed class PluginMetrics
     private readonly Counter<long> _rootKeyRequests;
     private readonly Histogram<double> _rootKeyDuration;
     private readonly Counter<long> _configReloads;
+    private readonly Counter<long> _rootKeyAttempts;
 
     public PluginMetrics(IMeterFactory meterFactory)
     {
@@ -53,6 +54,8 @@ public sealed class PluginMetrics
         _rootKeyDuration = Meter.CreateHistogram("kms_plugin_root_key_request_duration", "s",
             "Duration of calls to a root key backend (including the provider's own retries), by provider, operation and outcome",
             tags: null, new InstrumentAdvice<double> { HistogramBucketBoundaries = RemoteBuckets });
+        _rootKeyAttempts = Meter.CreateCounter<long>("kms_plugin_root_key_attempts", "{attempt}",
+            "Each try a remote provider's bounded retry policy made within those calls, by provider, operation and outcome");
         _configReloads = Meter.CreateCounter<long>("kms_plugin_config_reloads", "{reload}",
             "Configuration file reloads, by outcome (applied, rejected, unchanged)");
 
@@ -86,6 +89,11 @@ public sealed class PluginMetrics
         _rootKeyRequests.Add(1, providerTag, operationTag, outcomeTag);
         _rootKeyDuration.Record(elapsed.TotalSeconds, providerTag, operationTag, outcomeTag);
     }
+
+    /// <summary>One try within a root key call, reported by the provider's retry loop (<see cref="RootKeyAttempts"/>).</summary>
+    public void RecordRootKeyAttempt(string provider, string operation, string outcome) =>
+        _rootKeyAttempts.Add(1, new KeyValuePair<string, object?>("provider", provider), new KeyValuePair<string, object?>("operation", operation),
+            new KeyValuePair<string, object?>("outcome", outcome));
 
     /// <summary>
     /// One configuration reload, called by the configuration watcher: <paramref name="outcome"/> is
