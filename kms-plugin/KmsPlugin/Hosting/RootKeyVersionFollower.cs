@@ -18,6 +18,11 @@ public sealed partial class RootKeyVersionFollower(ActiveRootKeys keys, RootKeyR
     private readonly Dictionary<string, (string Version, int Seen)> _candidates = new(StringComparer.Ordinal);
     private readonly Dictionary<string, HashSet<string>> _leftBehind = new(StringComparer.Ordinal);
 
+    private long _rounds;
+
+    /// <summary>Observation rounds finished (the first runs right after the first probe); lets tests start from a known point.</summary>
+    public long Rounds => Interlocked.Read(ref _rounds);
+
     /// <summary><c>rotation.stableProbes</c>; a reload may change it.</summary>
     public int StableProbes { get; set; } = 3;
 
@@ -28,6 +33,7 @@ public sealed partial class RootKeyVersionFollower(ActiveRootKeys keys, RootKeyR
         try
         {
             await ObserveEachAsync(cancellationToken);
+            Interlocked.Increment(ref _rounds);
         }
         finally
         {

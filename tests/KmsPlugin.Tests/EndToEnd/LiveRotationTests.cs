@@ -342,6 +342,12 @@ public sealed class LiveRotationTests(ITestOutputHelper output) : IDisposable
         var dependencies = new ServerDependencies { DecorateRemote = key => new FakeVersionedRootKey(backend, key.Name, "1") };
         var plugin = await StartAsync(dependencies);
         var follower = plugin.App.Services.GetRequiredService<RootKeyVersionFollower>();
+        for (var i = 0; i < 600 && follower.Rounds == 0; i++)
+        {
+            await Task.Delay(10); // the round after the first probe must not count as one of the two below
+        }
+
+        Assert.True(follower.Rounds > 0);
         var before = (await plugin.Apiserver.StatusAsync()).KeyId;
         var traffic = new ApiserverTraffic(plugin.Apiserver, clients: 4);
         _traffic.Add(traffic);
