@@ -69,15 +69,28 @@ public sealed class AwsCredentialTests : IAsyncLifetime, IDisposable
         _kms.AcceptedWebIdentityTokens["jwt-generation-1"] = true;
         _kms.AcceptedWebIdentityTokens["jwt-generation-2"] = true;
 
-        // Credentials that expire within the SDK's 5-minute pre-emption window are refreshed before every call.
+        // Credentials with less than the 5-minute pre-emption window left are refreshed at the next call. The SDK's
+        // RefreshingAWSCredentials (v4) does that in the background: the call goes on with the current credentials and
+        // a refresh starts unless one is already running, so the rotated token reaches STS within the next few calls,
+        // not necessarily at the very next one.
         _kms.StsCredentialLifetime = TimeSpan.FromMinutes(2);
         using var root = await AwsKmsRootKey.OpenAsync(WebIdentity(tokenFile), CancellationToken.None);
         await root.WrapAsync(RandomNumberGenerator.GetBytes(32), AwsTestOptions.Aad(), CancellationToken.None);
 
         await File.WriteAllTextAsync(tokenFile, "jwt-generation-2"); // the kubelet rotated the projected token
-        await root.WrapAsync(RandomNumberGenerator.GetBytes(32), AwsTestOptions.Aad(), CancellationToken.None);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (!_kms.WebIdentityTokensSeen.Contains("jwt-generation-2") && DateTime.UtcNow < deadline)
+        {
+            await root.WrapAsync(RandomNumberGenerator.GetBytes(32), AwsTestOptions.Aad(), CancellationToken.None);
+            await Task.Delay(20);
+        }
 
-        Assert.Equal("jwt-generation-2", _kms.WebIdentityTokensSeen.Last());
+        Assert.Contains("jwt-generation-2", _kms.WebIdentityTokensSeen);
+
+        // Once STS has seen the new token, the old one is never sent again: the file is the only source.
+        await root.WrapAsync(RandomNumberGenerator.GetBytes(32), AwsTestOptions.Aad(), CancellationToken.None);
+        var afterRotation = _kms.WebIdentityTokensSeen.SkipWhile(t => t != "jwt-generation-2").ToArray();
+        Assert.DoesNotContain("jwt-generation-1", afterRotation);
         Assert.Contains("jwt-generation-1", _kms.WebIdentityTokensSeen);
     }
 
