@@ -13,7 +13,7 @@ public enum AuthorityHeader
     LiteralSocketPath,
 
     /// <summary>Literal percent-encoded socket path (newer grpc-go in kube-apiserver 1.27–1.31, first call).</summary>
-    LiteralPercentEncoded,
+    LiteralEncodedPath,
 
     /// <summary>An index into the HPACK dynamic table (every later call on the connection, whatever the value).</summary>
     Indexed,
