@@ -11,47 +11,19 @@ namespace KmsPlugin.Aws.Tests;
 /// The plugin with an aws root key, configured from YAML (web identity against the fake's STS, the fake as KMS
 /// endpoint), through its real Unix socket the way kube-apiserver talks to it.
 /// </summary>
-public sealed class AwsEndToEndTests : IAsyncLifetime, IDisposable
+public sealed class AwsEndToEndTests : IAsyncLifetime
 {
-    private const string Jwt = "eyJhbGciOiJSUzI1NiJ9.e2e.sig";
-    private readonly TempDirectory _dir = new();
-    private FakeAwsKms _kms = null!;
-    private FakeKmsKey _key = null!;
+    private AwsPluginBed _bed = null!;
 
-    public async Task InitializeAsync()
-    {
-        _kms = await FakeAwsKms.StartAsync();
-        _key = _kms.CreateKey("alias/k8s-secrets");
-        _kms.AcceptedWebIdentityTokens[Jwt] = true;
-        await File.WriteAllTextAsync(_dir.FilePath("aws-token"), Jwt);
-    }
+    private FakeAwsKms Kms => _bed.Kms;
 
-    public async Task DisposeAsync() => await _kms.DisposeAsync();
+    public async Task InitializeAsync() => _bed = await AwsPluginBed.StartAsync();
 
-    public void Dispose() => _dir.Dispose();
+    public async Task DisposeAsync() => await _bed.DisposeAsync();
 
-    private string Entry(string keyId) => $"""
-          - name: aws-prod
-            provider: aws
-            aws:
-              keyId: {keyId}
-              region: {FakeAwsKms.Region}
-              endpoint: {_kms.Endpoint}
-              networkTimeout: 1s
-              retryBaseDelay: 1ms
-              retryMaxDelay: 5ms
-              encryptionContext:
-                - key: cluster
-                  value: e2e
-              credentials:
-                source: webIdentity
-                roleArn: arn:aws:iam::{FakeAwsKms.Account}:role/kms-plugin
-                tokenFile: aws-token
-                stsEndpoint: {_kms.Endpoint}
-        """;
-
+    /// <summary>The configuration every test here uses: the one entry, with an encryption context of its own.</summary>
     private PluginConfig Config(string? keyId = null, int? healthPort = null) =>
-        PluginYaml.Parse(_dir, [Entry(keyId ?? _key.Arn)], healthPort, "rootKeyTimeout: 3s");
+        _bed.PluginConfig(_bed.RootKeyYaml(keyId, ("cluster", "e2e")), healthPort);
 
     private async Task<PluginHost> StartAsync(string? keyId = null)
     {
@@ -72,16 +44,16 @@ public sealed class AwsEndToEndTests : IAsyncLifetime, IDisposable
         Assert.Equal("ok", status.Healthz);
         Assert.StartsWith("aws-", status.KeyId, StringComparison.Ordinal);
         Assert.Null(ApiserverEmulator.CheckStatus(status));
-        Assert.Contains(Jwt, _kms.WebIdentityTokensSeen);
-        Assert.All(_kms.Requests, r => Assert.Equal("e2e", r.Context["cluster"]));
-        Assert.All(_kms.Requests, r => Assert.True(r.Context.ContainsKey(AwsEncryptionContext.AssociatedDataKey)));
+        Assert.Contains(AwsPluginBed.Jwt, Kms.WebIdentityTokensSeen);
+        Assert.All(Kms.Requests, r => Assert.Equal("e2e", r.Context["cluster"]));
+        Assert.All(Kms.Requests, r => Assert.True(r.Context.ContainsKey(AwsEncryptionContext.AssociatedDataKey)));
     }
 
     [Fact]
     public async Task An_alias_and_the_ARN_it_names_report_the_same_key_id()
     {
         string byAlias;
-        await using (var plugin = await StartAsync("alias/k8s-secrets"))
+        await using (var plugin = await StartAsync(AwsPluginBed.Alias))
         {
             byAlias = (await plugin.Apiserver.StatusAsync()).KeyId;
         }
@@ -100,7 +72,7 @@ public sealed class AwsEndToEndTests : IAsyncLifetime, IDisposable
             stored = await before.Apiserver.EncryptAsync(seed);
         }
 
-        _key.Rotate();
+        _bed.Key.Rotate();
         await using var after = await StartAsync();
 
         Assert.Equal(stored.KeyId, (await after.Apiserver.StatusAsync()).KeyId);
@@ -120,27 +92,14 @@ public sealed class AwsEndToEndTests : IAsyncLifetime, IDisposable
     [Theory]
     [MemberData(nameof(SocketFaults))]
     public async Task A_KMS_fault_gives_its_gRPC_code_and_healthz_reason_while_cached_KEK_traffic_keeps_working(FaultKind fault, StatusCode code,
-        int attempts, string reason)
-    {
-        // Data written by one plugin instance; a restarted instance has not unwrapped its KEK yet.
-        await using var s = await StoredCiphertextScenario.StartAsync(() => Config());
-        var decryptsBefore = _kms.Calls("Decrypt");
-        _kms.Fault = new FakeFault(fault, "Decrypt");
-
-        var error = await Assert.ThrowsAsync<RpcException>(() => s.Plugin.Apiserver.DecryptAsync(s.Stored));
-        Assert.Equal(code, error.StatusCode);
-        Assert.Contains(reason, error.Status.Detail, StringComparison.Ordinal);
-        Assert.Equal(attempts, _kms.Calls("Decrypt") - decryptsBefore);
-
-        // Everything under the cached KEK still works without KMS; the probe (wrap + unwrap of a canary) reports the fault in Status.
-        await s.AssertCachedTrafficWorksAsync();
-        var healthz = await s.ProbeHealthzAsync();
-        Assert.Contains("aws-prod", healthz, StringComparison.Ordinal);
-        Assert.Contains(reason, healthz, StringComparison.Ordinal);
-
-        _kms.Fault = null;
-        Assert.Equal(s.StoredSeed, await s.Plugin.Apiserver.DecryptAsync(s.Stored));
-    }
+        int attempts, string reason) =>
+        await RemoteFaultScenario.RunAsync(() => Config(), new RemoteUnwrapFault
+        {
+            RootKeyName = "aws-prod",
+            Inject = () => Kms.Fault = new FakeFault(fault, "Decrypt"),
+            Clear = () => Kms.Fault = null,
+            UnwrapRequests = () => Kms.Calls("Decrypt"),
+        }, code, attempts, reason);
 
     [Fact]
     public async Task Throttling_is_visible_in_metrics_by_provider_and_outcome()
@@ -148,9 +107,9 @@ public sealed class AwsEndToEndTests : IAsyncLifetime, IDisposable
         await RemoteThrottlingScenario.RunAsync(port => Config(healthPort: port), new RemoteThrottling
         {
             Provider = "aws",
-            Throttle = () => _kms.Fault = new FakeFault(FaultKind.Throttling, "Decrypt"), // ThrottlingException
-            Clear = () => _kms.Fault = null,
-            UnwrapRequests = () => _kms.Calls("Decrypt"),
+            Throttle = () => Kms.Fault = new FakeFault(FaultKind.Throttling, "Decrypt"), // ThrottlingException
+            Clear = () => Kms.Fault = null,
+            UnwrapRequests = () => Kms.Calls("Decrypt"),
         });
     }
 
@@ -166,7 +125,7 @@ public sealed class AwsEndToEndTests : IAsyncLifetime, IDisposable
 
         await using var plugin = await StartAsync();
         var own = await plugin.Apiserver.EncryptAsync(oldSeed);
-        _kms.Fault = new FakeFault(FaultKind.None, "Decrypt", latency: TimeSpan.FromSeconds(30));
+        Kms.Fault = new FakeFault(FaultKind.None, "Decrypt", latency: TimeSpan.FromSeconds(30));
         var impatient = new ApiserverEmulator(plugin.Channel, TimeSpan.FromMilliseconds(300));
 
         var error = await Assert.ThrowsAsync<RpcException>(() => impatient.DecryptAsync(stored));
@@ -191,14 +150,14 @@ public sealed class AwsEndToEndTests : IAsyncLifetime, IDisposable
         await using var plugin = await PluginHost.StartAsync(config, new Hosting.ServerDependencies { ExtraLogger = logs });
         await plugin.WaitForProbeAsync();
         var texts = new List<string>();
-        _kms.Fault = new FakeFault(FaultKind.AccessDenied, "Decrypt");
+        Kms.Fault = new FakeFault(FaultKind.AccessDenied, "Decrypt");
         texts.Add((await Assert.ThrowsAsync<RpcException>(() => plugin.Apiserver.DecryptAsync(stored))).Status.Detail);
         await plugin.App.Services.GetRequiredService<RootKeyHealthMonitor>().ProbeOnceAsync(CancellationToken.None);
         texts.Add((await plugin.Apiserver.StatusAsync()).Healthz);
         await plugin.DisposeAsync();
         texts.AddRange(logs.Lines);
 
-        var secrets = _kms.IssuedSecrets.Append(Jwt).ToList();
+        var secrets = Kms.IssuedSecrets.Append(AwsPluginBed.Jwt).ToList();
         Assert.True(secrets.Count >= 3);
         Assert.NotEmpty(logs.Lines);
         foreach (var secret in secrets)

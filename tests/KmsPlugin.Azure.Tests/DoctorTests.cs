@@ -1,67 +1,55 @@
-using KmsPlugin.Cli;
-using KmsPlugin.Core.RootKeys;
 using KmsPlugin.TestSupport;
 
 namespace KmsPlugin.Azure.Tests;
 
-/// <summary><c>kms-plugin doctor</c> with an azure root key, against the fake vault and Entra ID.</summary>
-public sealed class DoctorTests
+/// <summary><c>kms-plugin doctor</c> with an azure root key (the shared contract), against the fake vault and Entra ID.</summary>
+public sealed class DoctorTests() : VersionedDoctorContract("azure", "akv")
 {
-    private static async Task<(int Exit, string Output)> DoctorAsync(AzureTestBed bed, string rootKeys)
+    private const string Hint = "grant the identity wrapKey, unwrapKey and get";
+    private AzureTestBed? _bed;
+    private string _older = "";
+    private string _current = "";
+
+    private AzureTestBed Bed => _bed ?? throw new InvalidOperationException("the bed starts in InitializeAsync");
+
+    protected override TempDirectory Directory => Bed.Directory;
+
+    protected override string RootKeyEntry => Bed.RootKeyYaml();
+
+    protected override string FollowedVersion => _current;
+
+    protected override string OlderVersion => _older;
+
+    protected override IReadOnlyList<string> DeniedWrapMessage => ["wrapkey failed: HTTP 403 (Forbidden)", Hint];
+
+    protected override IReadOnlyList<string> DeniedUnwrapMessage => ["unwrapkey failed: HTTP 403 (Forbidden)", Hint];
+
+    public override async Task InitializeAsync()
     {
-        using var output = new StringWriter();
-        var exit = await DoctorCommand.RunAsync(bed.PluginConfig(rootKeys), "config.yaml", output);
-        return (exit, output.ToString());
+        _bed = await AzureTestBed.StartAsync();
+        _older = Bed.Vault.AddRsaVersion(AzureTestBed.KeyName);
+        _current = Bed.Vault.AddRsaVersion(AzureTestBed.KeyName);
     }
 
-    [Fact]
-    public async Task Doctor_reaches_the_vault_wraps_and_unwraps_and_prints_the_followed_version_and_the_key_id()
+    public override async Task DisposeAsync()
     {
-        await using var bed = await AzureTestBed.StartAsync();
-        var version = bed.Vault.AddRsaVersion(AzureTestBed.KeyName);
-
-        var (exit, output) = await DoctorAsync(bed, bed.RootKeyYaml());
-
-        Assert.True(exit == Commands.Ok, output);
-        var keyId = KeyIds.Derive("azure", $"{bed.Vault.VaultUrl}/keys/{AzureTestBed.KeyName}/{version}");
-        Assert.Contains($"root key akv (azure, primary): opened in", output, StringComparison.Ordinal);
-        Assert.Contains($"version {version} (the backend's current version), followed", output, StringComparison.Ordinal);
-        Assert.Contains("wrap OK", output, StringComparison.Ordinal);
-        Assert.Contains("unwrap OK", output, StringComparison.Ordinal);
-        Assert.Contains($"key_id:  the plugin will report {keyId}", output, StringComparison.Ordinal);
-        Assert.EndsWith("doctor: OK", output.TrimEnd(), StringComparison.Ordinal);
-        Assert.Equal(1, bed.Vault.Requests("wrapkey"));
-        Assert.Equal(1, bed.Vault.Requests("unwrapkey"));
+        if (_bed is not null)
+        {
+            await _bed.DisposeAsync();
+        }
     }
 
-    [Fact]
-    public async Task Doctor_prints_a_pinned_version_as_pinned()
-    {
-        await using var bed = await AzureTestBed.StartAsync();
-        var v1 = bed.Vault.AddRsaVersion(AzureTestBed.KeyName);
-        bed.Vault.AddRsaVersion(AzureTestBed.KeyName);
+    protected override string PinnedEntry(string version) => Bed.RootKeyYaml(version: version);
 
-        var (exit, output) = await DoctorAsync(bed, bed.RootKeyYaml(version: v1));
+    protected override string KeyIdAt(string version) => AzureVersionedBackend.KeyIdOf(Bed, version);
 
-        Assert.True(exit == Commands.Ok, output);
-        Assert.Contains($"version {v1}, pinned", output, StringComparison.Ordinal);
-    }
+    protected override int KeyReads() => Bed.Vault.Requests("get");
 
-    [Fact]
-    public async Task Doctor_shows_an_identity_without_wrapKey_permission_as_a_failing_wrap_and_exits_1()
-    {
-        await using var bed = await AzureTestBed.StartAsync();
-        bed.Vault.AddRsaVersion(AzureTestBed.KeyName);
-        bed.Vault.Faults.Add(new Fault { Operation = "wrapkey", Status = 403, Code = "Forbidden" });
+    protected override int Wraps() => Bed.Vault.Requests("wrapkey");
 
-        var (exit, output) = await DoctorAsync(bed, bed.RootKeyYaml());
+    protected override int Unwraps() => Bed.Vault.Requests("unwrapkey");
 
-        Assert.Equal(Commands.Failed, exit);
-        Assert.Contains("root key akv (azure, primary): opened in", output, StringComparison.Ordinal);
-        Assert.Contains("root key akv (azure, primary): PROBLEM (RootKeyDenied) wrapping a canary:", output, StringComparison.Ordinal);
-        Assert.Contains("wrapkey failed: HTTP 403 (Forbidden)", output, StringComparison.Ordinal);
-        Assert.Contains("grant the identity wrapKey, unwrapKey and get", output, StringComparison.Ordinal);
-        Assert.DoesNotContain("key_id:  the plugin will report", output, StringComparison.Ordinal);
-        Assert.Contains("doctor: PROBLEMS FOUND", output, StringComparison.Ordinal);
-    }
+    protected override void DenyWraps() => Bed.Vault.Faults.Add(new Fault { Operation = "wrapkey", Status = 403, Code = "Forbidden" });
+
+    protected override void DenyUnwraps() => Bed.Vault.Faults.Add(new Fault { Operation = "unwrapkey", Status = 403, Code = "Forbidden" });
 }

@@ -39,46 +39,9 @@ public sealed class FaultTests
     {
         Assert.NotEmpty(scenario);
         await using var bed = await StartBedAsync();
-        await using var s = await ScenarioAsync(bed);
-        bed.Vault.Faults.Add(new Fault
-        {
-            Operation = "unwrapkey",
-            Action = action,
-            Status = status,
-            Code = code,
-            InnerCode = innerCode,
-            RetryAfter = retryAfter,
-            Times = times,
-        });
-        var before = bed.Vault.Requests("unwrapkey");
-
-        if (expected == StatusCode.OK)
-        {
-            Assert.Equal(s.StoredSeed, await s.Plugin.Apiserver.DecryptAsync(s.Stored));
-        }
-        else
-        {
-            var error = await Assert.ThrowsAsync<RpcException>(() => s.Plugin.Apiserver.DecryptAsync(s.Stored));
-            Assert.Equal(expected, error.StatusCode);
-            Assert.Contains(reasonFragment!, error.Status.Detail, StringComparison.Ordinal);
-            Assert.Contains("root key 'akv'", error.Status.Detail, StringComparison.Ordinal);
-            Assert.DoesNotContain("fake-at-", error.Status.Detail, StringComparison.Ordinal); // never a token
-        }
-
-        Assert.Equal(expectedRequests, bed.Vault.Requests("unwrapkey") - before);
-        await s.AssertCachedTrafficWorksAsync();
-
-        if (expected != StatusCode.OK)
-        {
-            var healthz = await s.ProbeHealthzAsync();
-            Assert.NotEqual("ok", healthz);
-            Assert.Contains(reasonFragment!, healthz, StringComparison.Ordinal);
-            await s.AssertCachedTrafficWorksAsync();
-        }
-
-        bed.Vault.Faults.Clear();
-        Assert.Equal(s.StoredSeed, await s.Plugin.Apiserver.DecryptAsync(s.Stored));
-        Assert.Equal("ok", await s.ProbeHealthzAsync());
+        var fault = new Fault { Operation = "unwrapkey", Action = action, Status = status, Code = code, InnerCode = innerCode, RetryAfter = retryAfter, Times = times };
+        await RemoteFaultScenario.RunAsync(() => bed.PluginConfig(bed.RootKeyYaml()),
+            RemoteUnwrapFault.Planned("akv", bed.Vault.Faults, fault, () => bed.Vault.Requests("unwrapkey"), tokenPrefix: "fake-at-"), expected, expectedRequests, reasonFragment);
     }
 
     [Fact]

@@ -1,56 +1,53 @@
-using KmsPlugin.Cli;
-using KmsPlugin.Core.RootKeys;
 using KmsPlugin.Gcp.Tests.Fakes;
 using KmsPlugin.TestSupport;
 
 namespace KmsPlugin.Gcp.Tests;
 
-/// <summary><c>kms-plugin doctor</c> with a gcp root key, against the fake Cloud KMS and token endpoints.</summary>
-public sealed class DoctorTests
+/// <summary><c>kms-plugin doctor</c> with a gcp root key (the shared contract), against the fake Cloud KMS and token endpoints.</summary>
+public sealed class DoctorTests() : VersionedDoctorContract("gcp", "gcpkms")
 {
-    private static async Task<(int Exit, string Output)> DoctorAsync(GcpTestBed bed, string rootKeys)
+    private GcpTestBed? _bed;
+
+    private GcpTestBed Bed => _bed ?? throw new InvalidOperationException("the bed starts in InitializeAsync");
+
+    protected override TempDirectory Directory => Bed.Directory;
+
+    protected override string RootKeyEntry => Bed.RootKeyYaml();
+
+    protected override string FollowedVersion => "2";
+
+    protected override string OlderVersion => "1";
+
+    protected override IReadOnlyList<string> DeniedWrapMessage => ["encrypt failed: HTTP 403 PERMISSION_DENIED", "grant roles/cloudkms.cryptoKeyEncrypterDecrypter"];
+
+    protected override IReadOnlyList<string> DeniedUnwrapMessage => ["decrypt failed: HTTP 403 PERMISSION_DENIED", "grant roles/cloudkms.cryptoKeyEncrypterDecrypter"];
+
+    public override async Task InitializeAsync()
     {
-        using var output = new StringWriter();
-        var exit = await DoctorCommand.RunAsync(bed.PluginConfig(rootKeys), "config.yaml", output);
-        return (exit, output.ToString());
+        _bed = await GcpTestBed.StartAsync();
+        Bed.Kms.AddVersion();
+        Bed.Kms.AddVersion(makePrimary: true);
     }
 
-    [Fact]
-    public async Task Doctor_reaches_Cloud_KMS_wraps_and_unwraps_and_prints_the_followed_version_and_the_key_id()
+    public override async Task DisposeAsync()
     {
-        await using var bed = await GcpTestBed.StartAsync();
-        bed.Kms.AddVersion();
-        bed.Kms.AddVersion(makePrimary: true);
-
-        var (exit, output) = await DoctorAsync(bed, bed.RootKeyYaml());
-
-        Assert.True(exit == Commands.Ok, output);
-        var keyId = KeyIds.Derive("gcp", $"{FakeCloudKms.CryptoKey}/cryptoKeyVersions/2");
-        Assert.Contains("root key gcpkms (gcp, primary): opened in", output, StringComparison.Ordinal);
-        Assert.Contains("version 2 (the backend's current version), followed", output, StringComparison.Ordinal);
-        Assert.Contains("wrap OK", output, StringComparison.Ordinal);
-        Assert.Contains("unwrap OK", output, StringComparison.Ordinal);
-        Assert.Contains($"key_id:  the plugin will report {keyId}", output, StringComparison.Ordinal);
-        Assert.EndsWith("doctor: OK", output.TrimEnd(), StringComparison.Ordinal);
-        Assert.Equal(1, bed.Kms.Requests("encrypt"));
-        Assert.Equal(1, bed.Kms.Requests("decrypt"));
+        if (_bed is not null)
+        {
+            await _bed.DisposeAsync();
+        }
     }
 
-    [Fact]
-    public async Task Doctor_shows_an_identity_without_decrypt_permission_as_a_failing_unwrap_and_exits_1()
-    {
-        await using var bed = await GcpTestBed.StartAsync();
-        bed.Kms.AddVersion();
-        bed.Kms.Faults.Add(new Fault { Operation = "decrypt", Status = 403, Code = "PERMISSION_DENIED" });
+    protected override string PinnedEntry(string version) => Bed.RootKeyYaml(version: version);
 
-        var (exit, output) = await DoctorAsync(bed, bed.RootKeyYaml(version: "1"));
+    protected override string KeyIdAt(string version) => GcpVersionedBackend.KeyIdOf(FakeCloudKms.CryptoKey, version);
 
-        Assert.Equal(Commands.Failed, exit);
-        Assert.Contains("version 1, pinned", output, StringComparison.Ordinal);
-        Assert.Contains("root key gcpkms (gcp, primary): PROBLEM (RootKeyDenied) unwrapping the canary:", output, StringComparison.Ordinal);
-        Assert.Contains("decrypt failed: HTTP 403 PERMISSION_DENIED", output, StringComparison.Ordinal);
-        Assert.Contains("grant roles/cloudkms.cryptoKeyEncrypterDecrypter", output, StringComparison.Ordinal);
-        Assert.DoesNotContain("key_id:  the plugin will report", output, StringComparison.Ordinal);
-        Assert.Contains("doctor: PROBLEMS FOUND", output, StringComparison.Ordinal);
-    }
+    protected override int KeyReads() => Bed.Kms.Requests("get");
+
+    protected override int Wraps() => Bed.Kms.Requests("encrypt");
+
+    protected override int Unwraps() => Bed.Kms.Requests("decrypt");
+
+    protected override void DenyWraps() => Bed.Kms.Faults.Add(new Fault { Operation = "encrypt", Status = 403, Code = "PERMISSION_DENIED" });
+
+    protected override void DenyUnwraps() => Bed.Kms.Faults.Add(new Fault { Operation = "decrypt", Status = 403, Code = "PERMISSION_DENIED" });
 }

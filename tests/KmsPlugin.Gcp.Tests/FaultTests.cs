@@ -39,45 +39,9 @@ public sealed class FaultTests
     {
         Assert.NotEmpty(scenario);
         await using var bed = await StartBedAsync();
-        await using var s = await ScenarioAsync(bed);
-        bed.Kms.Faults.Add(new Fault
-        {
-            Operation = "decrypt",
-            Action = action,
-            Status = status,
-            Code = code,
-            RetryAfter = retryAfter,
-            Times = times,
-        });
-        var before = bed.Kms.Requests("decrypt");
-
-        if (expected == StatusCode.OK)
-        {
-            Assert.Equal(s.StoredSeed, await s.Plugin.Apiserver.DecryptAsync(s.Stored));
-        }
-        else
-        {
-            var error = await Assert.ThrowsAsync<RpcException>(() => s.Plugin.Apiserver.DecryptAsync(s.Stored));
-            Assert.Equal(expected, error.StatusCode);
-            Assert.Contains(reasonFragment!, error.Status.Detail, StringComparison.Ordinal);
-            Assert.Contains("root key 'gcpkms'", error.Status.Detail, StringComparison.Ordinal);
-            Assert.DoesNotContain("ya29.", error.Status.Detail, StringComparison.Ordinal); // never a token
-        }
-
-        Assert.Equal(expectedRequests, bed.Kms.Requests("decrypt") - before);
-        await s.AssertCachedTrafficWorksAsync();
-
-        if (expected != StatusCode.OK)
-        {
-            var healthz = await s.ProbeHealthzAsync();
-            Assert.NotEqual("ok", healthz);
-            Assert.Contains(reasonFragment!, healthz, StringComparison.Ordinal);
-            await s.AssertCachedTrafficWorksAsync();
-        }
-
-        bed.Kms.Faults.Clear();
-        Assert.Equal(s.StoredSeed, await s.Plugin.Apiserver.DecryptAsync(s.Stored));
-        Assert.Equal("ok", await s.ProbeHealthzAsync());
+        var fault = new Fault { Operation = "decrypt", Action = action, Status = status, Code = code, RetryAfter = retryAfter, Times = times };
+        await RemoteFaultScenario.RunAsync(() => bed.PluginConfig(bed.RootKeyYaml()),
+            RemoteUnwrapFault.Planned("gcpkms", bed.Kms.Faults, fault, () => bed.Kms.Requests("decrypt"), tokenPrefix: "ya29."), expected, expectedRequests, reasonFragment);
     }
 
     [Fact]

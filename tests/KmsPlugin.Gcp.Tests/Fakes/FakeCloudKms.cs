@@ -17,7 +17,8 @@ namespace KmsPlugin.Gcp.Tests.Fakes;
 /// JSON with int64 as strings; errors as <c>{"error":{"code","message","status"}}</c>) and of the token endpoints the
 /// credentials use (Google OAuth2 JWT-bearer for service-account keys; STS token exchange for Workload Identity
 /// Federation), on loopback over TLS. It does real AES-256-GCM with the request's AAD per version, checks and
-/// returns every CRC32C field, checks the bearer token, and applies a <see cref="FaultPlan"/>.
+/// returns every CRC32C field, checks the bearer token, and applies a <see cref="FaultPlan"/>. It holds
+/// <see cref="CryptoKey"/>, and others on the same key ring made with <see cref="AddCryptoKey"/>.
 /// </summary>
 internal sealed class FakeCloudKms : IAsyncDisposable
 {
@@ -25,13 +26,12 @@ internal sealed class FakeCloudKms : IAsyncDisposable
     public const string Audience = "//iam.googleapis.com/projects/123456/locations/global/workloadIdentityPools/k8s/providers/cluster";
     public const string ServiceAccountEmail = "kms-plugin@kms-test.iam.gserviceaccount.com";
 
-    private readonly List<FakeVersion> _versions = [];
+    private readonly Dictionary<string, FakeCryptoKey> _keys = new(StringComparer.Ordinal) { [CryptoKey] = new() };
     private readonly Lock _lock = new();
     private readonly ConcurrentDictionary<string, DateTimeOffset> _tokens = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, int> _requests = new(StringComparer.Ordinal);
     private readonly ConcurrentQueue<IReadOnlyDictionary<string, string>> _tokenRequests = new();
     private readonly ConcurrentQueue<string> _unknownRequests = new();
-    private int _primary;
     private LoopbackWebServer? _server;
 
     public Uri BaseUri => _server!.BaseUri;
@@ -62,23 +62,33 @@ internal sealed class FakeCloudKms : IAsyncDisposable
 
     public int Requests(string operation) => _requests.GetValueOrDefault(operation);
 
-    /// <summary>Encrypt requests made with <paramref name="version"/> (whether they named it or it was primary).</summary>
-    public int Encrypts(int version) => _requests.GetValueOrDefault($"encrypt {version}");
+    /// <summary>Encrypt requests made with <paramref name="version"/> of <see cref="CryptoKey"/> (whether they named it or it was primary).</summary>
+    public int Encrypts(int version) => _requests.GetValueOrDefault($"encrypt {CryptoKey}/{version}");
 
-    /// <summary>Adds a version (numbered from 1); <paramref name="makePrimary"/> moves the primary to it, as a rotation does.</summary>
+    /// <summary>
+    /// Adds a version (numbered from 1) to <see cref="CryptoKey"/>; <paramref name="makePrimary"/> moves the primary to
+    /// it, as a rotation does.
+    /// </summary>
     public int AddVersion(bool makePrimary = true)
     {
         lock (_lock)
         {
-            var version = new FakeVersion(_versions.Count + 1, RandomNumberGenerator.GetBytes(32));
-            _versions.Add(version);
-            if (makePrimary || _primary == 0)
-            {
-                _primary = version.Number;
-            }
-
-            return version.Number;
+            return _keys[CryptoKey].AddVersion(makePrimary);
         }
+    }
+
+    /// <summary>Creates another CryptoKey on the same key ring with one version, its primary; returns its resource name.</summary>
+    public string AddCryptoKey(string id)
+    {
+        var name = CryptoKey[..(CryptoKey.LastIndexOf('/') + 1)] + id;
+        lock (_lock)
+        {
+            var key = new FakeCryptoKey();
+            key.AddVersion(makePrimary: true);
+            _keys.Add(name, key);
+        }
+
+        return name;
     }
 
     /// <summary><c>cryptoKeys.updatePrimaryVersion</c>: makes an existing version primary (e.g. rolling a rotation back).</summary>
@@ -86,7 +96,8 @@ internal sealed class FakeCloudKms : IAsyncDisposable
     {
         lock (_lock)
         {
-            _primary = _versions.Single(v => v.Number == version).Number;
+            var key = _keys[CryptoKey];
+            key.Primary = key.Versions.Single(v => v.Number == version).Number;
         }
     }
 
@@ -94,7 +105,7 @@ internal sealed class FakeCloudKms : IAsyncDisposable
     {
         lock (_lock)
         {
-            _versions[version - 1].State = state;
+            _keys[CryptoKey].Versions[version - 1].State = state;
         }
     }
 
@@ -134,20 +145,20 @@ internal sealed class FakeCloudKms : IAsyncDisposable
             return Error(fault.Status, fault.Code ?? "UNAVAILABLE", "injected fault", fault.RetryAfter);
         }
 
-        if (resource != CryptoKey)
-        {
-            return Error(404, "NOT_FOUND", $"{resource} not found.", null);
-        }
-
         lock (_lock)
         {
-            var primary = _versions.FirstOrDefault(v => v.Number == _primary);
-            var key = new JsonObject { ["name"] = CryptoKey, ["purpose"] = "ENCRYPT_DECRYPT", ["createTime"] = "2024-01-01T00:00:00Z" };
+            if (!_keys.TryGetValue(resource, out var cryptoKey))
+            {
+                return Error(404, "NOT_FOUND", $"{resource} not found.", null);
+            }
+
+            var primary = cryptoKey.Versions.FirstOrDefault(v => v.Number == cryptoKey.Primary);
+            var key = new JsonObject { ["name"] = resource, ["purpose"] = "ENCRYPT_DECRYPT", ["createTime"] = "2024-01-01T00:00:00Z" };
             if (primary is not null)
             {
                 key["primary"] = new JsonObject
                 {
-                    ["name"] = $"{CryptoKey}/cryptoKeyVersions/{primary.Number}",
+                    ["name"] = $"{resource}/cryptoKeyVersions/{primary.Number}",
                     ["state"] = primary.State,
                     ["protectionLevel"] = "HSM",
                     ["algorithm"] = "GOOGLE_SYMMETRIC_ENCRYPTION",
@@ -196,20 +207,23 @@ internal sealed class FakeCloudKms : IAsyncDisposable
         return method switch
         {
             "encrypt" => Encrypt(target, body, aad, fault),
-            "decrypt" when target == CryptoKey => Decrypt(body, aad, fault),
+            "decrypt" => Decrypt(target, body, aad, fault),
             _ => Error(404, "NOT_FOUND", $"{resource} not found.", null),
         };
     }
 
     private IResult Encrypt(string target, JsonObject body, byte[] aad, Fault? fault)
     {
+        // {cryptoKey} (its primary version) or {cryptoKey}/cryptoKeyVersions/{n}.
+        var versionAt = target.IndexOf("/cryptoKeyVersions/", StringComparison.Ordinal);
+        var keyName = versionAt < 0 ? target : target[..versionAt];
         FakeVersion? version;
         lock (_lock)
         {
-            var number = target == CryptoKey ? _primary
-                : target.StartsWith(CryptoKey + "/cryptoKeyVersions/", StringComparison.Ordinal)
-                    && int.TryParse(target.AsSpan(CryptoKey.Length + 19), CultureInfo.InvariantCulture, out var n) ? n : -1;
-            version = _versions.FirstOrDefault(v => v.Number == number);
+            var key = _keys.GetValueOrDefault(keyName);
+            var number = versionAt < 0 ? key?.Primary
+                : int.TryParse(target.AsSpan(versionAt + "/cryptoKeyVersions/".Length), CultureInfo.InvariantCulture, out var n) ? n : -1;
+            version = key?.Versions.FirstOrDefault(v => v.Number == number);
         }
 
         if (version is null)
@@ -217,11 +231,11 @@ internal sealed class FakeCloudKms : IAsyncDisposable
             return Error(404, "NOT_FOUND", $"{target} not found.", null);
         }
 
-        _requests.AddOrUpdate($"encrypt {version.Number}", 1, (_, n) => n + 1);
+        _requests.AddOrUpdate($"encrypt {keyName}/{version.Number}", 1, (_, n) => n + 1);
 
         if (version.State != "ENABLED")
         {
-            return Error(400, "FAILED_PRECONDITION", $"{CryptoKey}/cryptoKeyVersions/{version.Number} is not enabled, current state is: {version.State}.", null);
+            return Error(400, "FAILED_PRECONDITION", $"{keyName}/cryptoKeyVersions/{version.Number} is not enabled, current state is: {version.State}.", null);
         }
 
         var plaintext = Bytes(body, "plaintext");
@@ -247,7 +261,7 @@ internal sealed class FakeCloudKms : IAsyncDisposable
 
         return Results.Json(new JsonObject
         {
-            ["name"] = $"{CryptoKey}/cryptoKeyVersions/{version.Number}",
+            ["name"] = $"{keyName}/cryptoKeyVersions/{version.Number}",
             ["ciphertext"] = Convert.ToBase64String(ciphertext),
             ["ciphertextCrc32c"] = crc.ToString(CultureInfo.InvariantCulture),
             ["verifiedPlaintextCrc32c"] = !ReportUnverified && body.ContainsKey("plaintextCrc32c"),
@@ -256,7 +270,7 @@ internal sealed class FakeCloudKms : IAsyncDisposable
         });
     }
 
-    private IResult Decrypt(JsonObject body, byte[] aad, Fault? fault)
+    private IResult Decrypt(string keyName, JsonObject body, byte[] aad, Fault? fault)
     {
         var ciphertext = Bytes(body, "ciphertext");
         if (!ChecksumMatches(body, "ciphertextCrc32c", ciphertext))
@@ -265,10 +279,17 @@ internal sealed class FakeCloudKms : IAsyncDisposable
         }
 
         FakeVersion? version;
+        bool usedPrimary;
         lock (_lock)
         {
+            if (!_keys.TryGetValue(keyName, out var key))
+            {
+                return Error(404, "NOT_FOUND", $"{keyName} not found.", null);
+            }
+
             var number = ciphertext.Length >= 4 ? BinaryPrimitives.ReadInt32BigEndian(ciphertext) : -1;
-            version = _versions.FirstOrDefault(v => v.Number == number);
+            version = key.Versions.FirstOrDefault(v => v.Number == number);
+            usedPrimary = number == key.Primary;
         }
 
         if (version is null || ciphertext.Length < 4 + 12 + 16)
@@ -278,7 +299,7 @@ internal sealed class FakeCloudKms : IAsyncDisposable
 
         if (version.State != "ENABLED")
         {
-            return Error(400, "FAILED_PRECONDITION", $"{CryptoKey}/cryptoKeyVersions/{version.Number} is not enabled, current state is: {version.State}.", null);
+            return Error(400, "FAILED_PRECONDITION", $"{keyName}/cryptoKeyVersions/{version.Number} is not enabled, current state is: {version.State}.", null);
         }
 
         var plaintext = new byte[ciphertext.Length - 32];
@@ -306,7 +327,7 @@ internal sealed class FakeCloudKms : IAsyncDisposable
         {
             ["plaintext"] = Convert.ToBase64String(plaintext),
             ["plaintextCrc32c"] = crc.ToString(CultureInfo.InvariantCulture),
-            ["usedPrimary"] = version.Number == _primary,
+            ["usedPrimary"] = usedPrimary,
             ["protectionLevel"] = "HSM",
         });
     }
@@ -424,6 +445,26 @@ internal sealed class FakeCloudKms : IAsyncDisposable
             }
 
             return httpContext.Response.WriteAsJsonAsync(body, (JsonSerializerOptions?)null, httpContext.RequestAborted);
+        }
+    }
+
+    /// <summary>A CryptoKey: its versions (numbered from 1, each with its own AES key) and which one is primary.</summary>
+    private sealed class FakeCryptoKey
+    {
+        public List<FakeVersion> Versions { get; } = [];
+
+        public int Primary { get; set; }
+
+        public int AddVersion(bool makePrimary)
+        {
+            var version = new FakeVersion(Versions.Count + 1, RandomNumberGenerator.GetBytes(32));
+            Versions.Add(version);
+            if (makePrimary || Primary == 0)
+            {
+                Primary = version.Number;
+            }
+
+            return version.Number;
         }
     }
 
