@@ -234,7 +234,15 @@ public sealed class RawHttp2Client : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        _socket.Shutdown(SocketShutdown.Both);
+        try
+        {
+            _socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (SocketException)
+        {
+            // The server closed the connection first (e.g. after a protocol error a test provoked): nothing to shut down.
+        }
+
         await _stream.DisposeAsync();
         await _reader;
         _writeLock.Dispose();

@@ -10,14 +10,25 @@ namespace KmsPlugin.Transport;
 /// </summary>
 internal sealed class Http2HeaderRewriter
 {
+    /// <summary>Buffers that grew past this (a client sending huge header blocks) are dropped after use, not kept per connection.</summary>
+    private const int RetainedBufferLimit = 16 * 1024;
+
     private bool _prefaceDone;
 
-    // A header block split over HEADERS + CONTINUATION frames is collected before it is rewritten.
-    private byte[]? _block;
+    // One frame, copied out of the socket's buffer so HPACK can be walked on a contiguous span. Reused: in steady state
+    // (grpc-go names :authority by a dynamic-table index, nothing to rewrite) the middleware allocates nothing per call.
+    private byte[] _frame = new byte[512];
+
+    // The header block being collected (one HEADERS frame, or HEADERS + CONTINUATION frames); reused like _frame.
+    private byte[] _block = new byte[512];
     private int _blockLength;
+    private bool _collecting;
     private byte _headersFlags;
     private int _streamId;
-    private byte[]? _priority;
+    private readonly byte[] _priority = new byte[5];
+    private bool _hasPriority;
+
+    // Only when a block spans several frames: the frames as received, written unchanged if nothing is rewritten.
     private readonly List<byte[]> _originalFrames = [];
 
     /// <summary>Writes every complete frame in <paramref name="buffer"/> (rewritten where needed); returns how far it got.</summary>
@@ -48,7 +59,7 @@ internal sealed class Http2HeaderRewriter
 
             if (type is not (FrameTypeHeaders or FrameTypeContinuation) || length > MaxBufferedHeaderBlock)
             {
-                if (_block is not null)
+                if (_collecting)
                 {
                     FlushOriginal(output); // not the CONTINUATION HTTP/2 requires: let Kestrel see and reject it
                 }
@@ -57,23 +68,33 @@ internal sealed class Http2HeaderRewriter
                 continue;
             }
 
-            var frame = new byte[FrameHeaderLength + length];
+            var frameLength = FrameHeaderLength + length;
+            if (_frame.Length < frameLength)
+            {
+                _frame = new byte[Math.Max(frameLength, _frame.Length * 2)];
+            }
+
+            var frame = _frame.AsSpan(0, frameLength);
             reader.TryCopyTo(frame);
-            reader.Advance(frame.Length);
+            reader.Advance(frameLength);
             OnHeaderFrame(frame, output);
+            if (_frame.Length > RetainedBufferLimit)
+            {
+                _frame = new byte[512];
+            }
         }
 
         return reader.Position;
     }
 
-    private void OnHeaderFrame(byte[] frame, IBufferWriter<byte> output)
+    private void OnHeaderFrame(ReadOnlySpan<byte> frame, IBufferWriter<byte> output)
     {
         var type = frame[3];
         var flags = frame[4];
-        var payload = frame.AsSpan(FrameHeaderLength);
+        var payload = frame[FrameHeaderLength..];
         if (type == FrameTypeHeaders)
         {
-            if (_block is not null)
+            if (_collecting)
             {
                 FlushOriginal(output);
             }
@@ -93,7 +114,7 @@ internal sealed class Http2HeaderRewriter
                 start = 1;
             }
 
-            _priority = null;
+            _hasPriority = false;
             if ((flags & FlagPriority) != 0)
             {
                 if (end - start < 5)
@@ -102,23 +123,23 @@ internal sealed class Http2HeaderRewriter
                     return;
                 }
 
-                _priority = payload.Slice(start, 5).ToArray();
+                payload.Slice(start, 5).CopyTo(_priority);
+                _hasPriority = true;
                 start += 5;
             }
 
             _headersFlags = flags;
-            _streamId = BinaryPrimitives.ReadInt32BigEndian(frame.AsSpan(5)) & 0x7fffffff;
-            _block = new byte[Math.Max(end - start, 256)];
+            _streamId = BinaryPrimitives.ReadInt32BigEndian(frame[5..]) & 0x7fffffff;
+            _collecting = true;
             _blockLength = 0;
             Append(payload[start..end]);
-            _originalFrames.Add(frame);
         }
         else
         {
-            var streamId = BinaryPrimitives.ReadInt32BigEndian(frame.AsSpan(5)) & 0x7fffffff;
-            if (_block is null || streamId != _streamId || _blockLength + payload.Length > MaxBufferedHeaderBlock)
+            var streamId = BinaryPrimitives.ReadInt32BigEndian(frame[5..]) & 0x7fffffff;
+            if (!_collecting || streamId != _streamId || _blockLength + payload.Length > MaxBufferedHeaderBlock)
             {
-                if (_block is not null)
+                if (_collecting)
                 {
                     FlushOriginal(output);
                 }
@@ -128,27 +149,29 @@ internal sealed class Http2HeaderRewriter
             }
 
             Append(payload);
-            _originalFrames.Add(frame);
-            flags = frame[4];
         }
 
-        if ((flags & FlagEndHeaders) != 0)
+        if ((flags & FlagEndHeaders) == 0)
         {
-            var rewritten = HpackAuthorityRewriter.Rewrite(_block.AsSpan(0, _blockLength));
-            if (rewritten is null)
-            {
-                FlushOriginal(output);
-            }
-            else
-            {
-                EmitBlock(output, rewritten);
-            }
+            _originalFrames.Add(frame.ToArray()); // the block goes on in a CONTINUATION: keep this frame as it came
+            return;
+        }
+
+        var rewritten = HpackAuthorityRewriter.Rewrite(_block.AsSpan(0, _blockLength));
+        if (rewritten is null)
+        {
+            FlushOriginal(output);
+            Write(output, frame);
+        }
+        else
+        {
+            EmitBlock(output, rewritten);
         }
     }
 
     private void Append(ReadOnlySpan<byte> fragment)
     {
-        if (_blockLength + fragment.Length > _block!.Length)
+        if (_blockLength + fragment.Length > _block.Length)
         {
             Array.Resize(ref _block, Math.Max(_block.Length * 2, _blockLength + fragment.Length));
         }
@@ -163,14 +186,14 @@ internal sealed class Http2HeaderRewriter
         var first = true;
         do
         {
-            var room = MaxOutputFrame - (first && _priority is not null ? 5 : 0);
+            var room = MaxOutputFrame - (first && _hasPriority ? 5 : 0);
             var chunk = Math.Min(room, block.Length - offset);
             var last = offset + chunk == block.Length;
             byte flags = 0;
             if (first)
             {
                 flags |= (byte)(_headersFlags & FlagEndStream);
-                flags |= _priority is not null ? FlagPriority : (byte)0;
+                flags |= _hasPriority ? FlagPriority : (byte)0;
             }
 
             if (last)
@@ -178,7 +201,7 @@ internal sealed class Http2HeaderRewriter
                 flags |= FlagEndHeaders;
             }
 
-            var payloadLength = chunk + (first && _priority is not null ? 5 : 0);
+            var payloadLength = chunk + (first && _hasPriority ? 5 : 0);
             var span = output.GetSpan(FrameHeaderLength + payloadLength);
             span[0] = (byte)(payloadLength >> 16);
             span[1] = (byte)(payloadLength >> 8);
@@ -187,7 +210,7 @@ internal sealed class Http2HeaderRewriter
             span[4] = flags;
             BinaryPrimitives.WriteInt32BigEndian(span[5..], _streamId);
             var body = span.Slice(FrameHeaderLength, payloadLength);
-            if (first && _priority is not null)
+            if (first && _hasPriority)
             {
                 _priority.CopyTo(body);
                 body = body[5..];
@@ -216,9 +239,13 @@ internal sealed class Http2HeaderRewriter
     private void Reset()
     {
         _originalFrames.Clear();
-        _block = null;
+        _collecting = false;
         _blockLength = 0;
-        _priority = null;
+        _hasPriority = false;
+        if (_block.Length > RetainedBufferLimit)
+        {
+            _block = new byte[512];
+        }
     }
 
     private static void Write(IBufferWriter<byte> output, ReadOnlySpan<byte> bytes) => output.Write(bytes);
