@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using KmsPlugin.Core.Errors;
+using KmsPlugin.Core.RootKeys;
 using KmsPlugin.TestSupport;
 
 namespace KmsPlugin.Aws.Tests;
@@ -81,13 +82,25 @@ public sealed class AwsFaultTests : IAsyncLifetime
     [Fact]
     public async Task A_KMS_slower_than_the_request_timeout_is_unavailable_after_bounded_attempts()
     {
-        var options = AwsTestOptions.For(_kms, _key.Arn) with { RequestTimeout = TimeSpan.FromMilliseconds(200) };
+        // A request timeout long enough for every attempt to reach the fake even on a loaded CI machine (at 200 ms an
+        // attempt could time out while still connecting, and the fake would count one call less).
+        var options = AwsTestOptions.For(_kms, _key.Arn) with { RequestTimeout = TimeSpan.FromSeconds(1) };
         using var root = await AwsKmsRootKey.OpenAsync(options, CancellationToken.None);
         _kms.Fault = new FakeFault(FaultKind.None, "Encrypt", latency: TimeSpan.FromSeconds(30));
+        var attempts = new System.Collections.Concurrent.ConcurrentQueue<Exception?>();
 
-        var error = await Assert.ThrowsAsync<KmsPluginException>(() => root.WrapAsync(RandomNumberGenerator.GetBytes(32), AwsTestOptions.Aad(), CancellationToken.None));
+        var error = await Assert.ThrowsAsync<KmsPluginException>(async () =>
+        {
+            RootKeyAttempts.ObserveInThisCall(attempts.Enqueue);
+            await root.WrapAsync(RandomNumberGenerator.GetBytes(32), AwsTestOptions.Aad(), CancellationToken.None);
+        });
 
         Assert.Equal(KmsErrorKind.RootKeyUnavailable, error.Kind);
+        Assert.Contains("timed out", error.Message, StringComparison.Ordinal);
+
+        // The plugin's own attempts, counted where they are made, and the requests KMS saw: one per attempt.
+        Assert.Equal(MaxAttempts, attempts.Count);
+        Assert.All(attempts, a => Assert.Equal(KmsErrorKind.RootKeyUnavailable, Assert.IsType<KmsPluginException>(a).Kind));
         Assert.Equal(MaxAttempts, _kms.Calls("Encrypt"));
     }
 

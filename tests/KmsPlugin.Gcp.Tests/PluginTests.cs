@@ -97,6 +97,7 @@ public sealed class PluginTests(ITestOutputHelper output)
         }
 
         await using var plugin = await PluginHost.StartAsync(bed.PluginConfig(bed.RootKeyYaml()));
+        await plugin.WaitForProbeAsync(); // the start-up probe unwraps too: it must not take the one delayed answer
         var cachedSeed = RandomNumberGenerator.GetBytes(32);
         var cached = await plugin.Apiserver.EncryptAsync(cachedSeed);
 

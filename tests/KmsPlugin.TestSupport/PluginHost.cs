@@ -81,9 +81,15 @@ public sealed class PluginHost : IAsyncDisposable
     public async Task WaitForProbeAsync()
     {
         var monitor = App.Services.GetRequiredService<RootKeyHealthMonitor>();
-        for (var i = 0; i < 200 && monitor.Current.Reason.StartsWith("starting", StringComparison.Ordinal); i++)
+        for (var i = 0; i < 800 && monitor.Current.Reason.StartsWith("starting", StringComparison.Ordinal); i++)
         {
             await Task.Delay(25);
+        }
+
+        if (monitor.Current.Reason.StartsWith("starting", StringComparison.Ordinal))
+        {
+            // Tests that count remote calls or inject one-shot faults rely on the start-up probe being over.
+            throw new TimeoutException($"the plugin's first root-key probe did not finish within 20 s ({monitor.Current.Reason})");
         }
     }
 

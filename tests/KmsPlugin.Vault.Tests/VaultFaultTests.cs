@@ -123,14 +123,21 @@ public sealed class VaultFaultTests : IAsyncLifetime, IDisposable
     [Fact]
     public async Task A_Vault_slower_than_the_request_timeout_is_unavailable_after_bounded_attempts()
     {
-        using var root = await VaultTransitRootKey.OpenAsync(VaultTestOptions.Kubernetes(_vault, _dir) with { RequestTimeout = TimeSpan.FromMilliseconds(200) },
+        // A request timeout long enough for every attempt to reach the fake even on a loaded CI machine.
+        using var root = await VaultTransitRootKey.OpenAsync(VaultTestOptions.Kubernetes(_vault, _dir) with { RequestTimeout = TimeSpan.FromSeconds(1) },
             CancellationToken.None);
         _vault.Fault = new FakeFault(FaultKind.None, "encrypt", latency: TimeSpan.FromSeconds(30));
+        var attempts = new System.Collections.Concurrent.ConcurrentQueue<Exception?>();
 
-        var error = await Assert.ThrowsAsync<KmsPluginException>(() => root.WrapAsync(RandomNumberGenerator.GetBytes(32), VaultTestOptions.Aad(), CancellationToken.None));
+        var error = await Assert.ThrowsAsync<KmsPluginException>(async () =>
+        {
+            RootKeyAttempts.ObserveInThisCall(attempts.Enqueue);
+            await root.WrapAsync(RandomNumberGenerator.GetBytes(32), VaultTestOptions.Aad(), CancellationToken.None);
+        });
 
         Assert.Equal(KmsErrorKind.RootKeyUnavailable, error.Kind);
         Assert.Contains("timed out", error.Message, StringComparison.Ordinal);
+        Assert.Equal(MaxAttempts, attempts.Count);
         Assert.Equal(MaxAttempts, _vault.Calls("encrypt"));
     }
 
