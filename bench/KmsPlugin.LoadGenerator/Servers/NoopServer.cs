@@ -47,6 +47,9 @@ internal static class NoopServer
                 grpc.Interceptors.Add<PassThroughInterceptor>();
             }
         });
+        // Like the plugin (PluginServer): one instance of the service and the interceptor serves every call.
+        builder.Services.AddSingleton<PassThroughInterceptor>();
+        builder.Services.AddSingleton<NoopKmsService>();
         var app = builder.Build();
         app.MapGrpcService<NoopKmsService>();
         return app;

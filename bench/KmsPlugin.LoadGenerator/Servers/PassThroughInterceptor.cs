@@ -6,7 +6,7 @@ namespace KmsPlugin.LoadGenerator.Servers;
 
 /// <summary>
 /// An interceptor shaped like the plugin's ErrorMappingInterceptor (a logger from DI, an awaited continuation inside
-/// try/catch) and registered the same way (GrpcServiceOptions.Interceptors.Add&lt;T&gt;(), activated per call), doing
+/// try/catch) and registered the same way (GrpcServiceOptions.Interceptors.Add&lt;T&gt;(), one singleton instance from DI), doing
 /// nothing: <c>noop-server --interceptor</c> uses it to show what that part of the plugin's pipeline costs.
 /// </summary>
 internal sealed partial class PassThroughInterceptor(ILogger<PassThroughInterceptor> logger) : Interceptor

@@ -70,6 +70,12 @@ public static class PluginServer
             grpc.Interceptors.Add<ErrorMappingInterceptor>();
         });
 
+        // grpc-dotnet activates a service or interceptor that is not in the container once per call; these hold no
+        // per-call state (everything they touch is a thread-safe singleton), so one instance serves every call.
+        builder.Services.AddSingleton<ErrorMappingInterceptor>();
+        builder.Services.AddSingleton<KeyManagementGrpcService>();
+        builder.Services.AddSingleton<KeyManagementV1Beta1GrpcService>();
+
         builder.Services.AddSingleton(dependencies.Time);
         builder.Services.AddSingleton(dependencies.Random);
         builder.Services.AddSingleton(new StatusVersion(config.StatusVersion));
