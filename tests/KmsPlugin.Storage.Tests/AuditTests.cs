@@ -1,5 +1,6 @@
 using System.Text.Json;
 using KmsPlugin.Storage.Format;
+using KmsPlugin.TestSupport;
 
 namespace KmsPlugin.Storage.Tests;
 

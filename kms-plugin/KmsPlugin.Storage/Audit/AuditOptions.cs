@@ -15,6 +15,13 @@ public sealed record AuditOptions
     /// <summary>The plugin's root keys (from its configuration), to tell current, old and unknown key_ids apart.</summary>
     public IReadOnlyList<ConfiguredKeyId> ConfiguredKeyIds { get; init; } = [];
 
+    /// <summary>
+    /// For a key_id that is none of <see cref="ConfiguredKeyIds"/> (nor another epoch of one): given the stored value's
+    /// key_id, encrypted DEK source (the plugin's ciphertext) and annotations, the name of the configured root key that
+    /// recognises the value's wrap as its own — another version of a versioned key — or null. Local: no remote call.
+    /// </summary>
+    public Func<string, ReadOnlyMemory<byte>, IReadOnlyDictionary<string, ReadOnlyMemory<byte>>, string?>? RecognizeRootKey { get; init; }
+
     /// <summary>When set, every scanned value must be a readable KMS v2 value under this key_id.</summary>
     public string? RequireKeyId { get; init; }
 

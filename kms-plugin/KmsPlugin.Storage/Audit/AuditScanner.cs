@@ -140,7 +140,7 @@ public sealed class AuditScanner
         }
 
         counts.Add(encryptedObject.EncryptedDEKSourceType);
-        var keyId = KeyIdFor(storedKeyId);
+        var keyId = KeyIdFor(storedKeyId, encryptedObject);
         keyId.Counts.Add(encryptedObject.EncryptedDEKSourceType);
         var identity = DekSourceIdentity.Of(encryptedObject);
         keyId.DekSourceIds.Add(identity);
@@ -155,11 +155,21 @@ public sealed class AuditScanner
         }
     }
 
-    private KeyIdAudit KeyIdFor(StoredKeyId storedKeyId)
+    private KeyIdAudit KeyIdFor(StoredKeyId storedKeyId, V2.EncryptedObject encryptedObject)
     {
         if (!_keyIds.TryGetValue(storedKeyId, out var audit))
         {
+            // A key_id names one root key (version), so the first value seen under it speaks for all of them.
             var (role, rootKey) = RoleOf(storedKeyId.KeyId);
+            if (role == KeyIdRole.Unknown && _options.RecognizeRootKey is { } recognize)
+            {
+                var annotations = encryptedObject.Annotations.ToDictionary(a => a.Key, a => a.Value.Memory, StringComparer.Ordinal);
+                if (recognize(storedKeyId.KeyId, encryptedObject.EncryptedDEKSource.Memory, annotations) is { } name)
+                {
+                    (role, rootKey) = (KeyIdRole.Old, name); // an older version of a configured versioned key: still readable
+                }
+            }
+
             audit = new KeyIdAudit(storedKeyId.Provider, storedKeyId.KeyId, role, rootKey);
             _keyIds.Add(storedKeyId, audit);
         }

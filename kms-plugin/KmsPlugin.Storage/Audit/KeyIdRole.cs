@@ -9,7 +9,10 @@ public enum KeyIdRole
     /// <summary>The primary root key's key_id: what the plugin reports now, what new writes use.</summary>
     Current,
 
-    /// <summary>Another configured (decrypt-only) root key: readable, but should be migrated before that key goes.</summary>
+    /// <summary>
+    /// Another configured (decrypt-only) root key, another epoch of one, or an older version of a configured versioned
+    /// key (Azure, GCP, Vault): readable, but should be migrated before that key or version goes.
+    /// </summary>
     Old,
 
     /// <summary>Not in the configuration: the plugin cannot decrypt it (another provider, or a removed root key).</summary>

@@ -2,6 +2,7 @@ using System.Globalization;
 using Grpc.Core;
 using KmsPlugin.Client;
 using KmsPlugin.Configuration;
+using KmsPlugin.Core.Envelope;
 using KmsPlugin.Core.Errors;
 using KmsPlugin.Core.RootKeys;
 using KmsPlugin.Core.Security;
@@ -36,7 +37,8 @@ public static class AuditCommand
                                    segment(s) after the prefix); '*' or absent = everything under the prefix
           --output table|json      report format (default table); progress goes to stderr
           --config FILE            the plugin's configuration: each root key is opened to learn its key_id, so key_ids
-                                   are shown as current (primary), old (decrypt-only) or unknown (not configured)
+                                   are shown as current (primary), old (decrypt-only, another epoch, or an older
+                                   version of a versioned key) or unknown (not configured)
           --verify                 decrypt through the plugin: one Decrypt per distinct encrypted DEK source, then
                                    HKDF-SHA256 + AES-GCM with the etcd key as AAD on a sample of objects per DEK source
           --listen unix:///PATH    the plugin's socket for --verify (default: the --config file's listen)
@@ -104,10 +106,15 @@ public static class AuditCommand
         }
 
         PluginConfig? config = null;
+        using var openedKeys = new OpenedRootKeys();
         if (line.Value("--config") is { } configFile)
         {
             config = ConfigLoader.LoadFile(configFile, line.Value("--listen"));
-            options = options with { ConfiguredKeyIds = await ConfiguredKeyIdsAsync(config, error) };
+            options = options with
+            {
+                ConfiguredKeyIds = await ConfiguredKeyIdsAsync(config, openedKeys, error),
+                RecognizeRootKey = openedKeys.Recognizing,
+            };
         }
 
         using var source = EtcdKeyValueSource.Connect(connection);
@@ -229,8 +236,11 @@ public static class AuditCommand
         return timeout;
     }
 
-    /// <summary>Opens each configured root key only to learn its key_id (as doctor does), then closes it.</summary>
-    private static async Task<List<ConfiguredKeyId>> ConfiguredKeyIdsAsync(PluginConfig config, TextWriter error)
+    /// <summary>
+    /// Opens each configured root key to learn its key_id (as doctor does) and, for the rest of the audit, to recognise
+    /// wraps of its older versions (<see cref="IRootKey.Recognizes"/>, local); the caller disposes <paramref name="opened"/>.
+    /// </summary>
+    private static async Task<List<ConfiguredKeyId>> ConfiguredKeyIdsAsync(PluginConfig config, OpenedRootKeys opened, TextWriter error)
     {
         var keyIds = new List<ConfiguredKeyId>();
         for (var i = 0; i < config.RootKeys.Count; i++)
@@ -238,7 +248,8 @@ public static class AuditCommand
             var entry = config.RootKeys[i];
             try
             {
-                using var key = RootKeyFactory.Create(entry, CsprngRandomSource.Instance);
+                var key = RootKeyFactory.Create(entry, CsprngRandomSource.Instance);
+                opened.Add(key, entry.Name);
                 keyIds.Add(new ConfiguredKeyId(key.KeyId, entry.Name, i == 0));
             }
             catch (KmsPluginException e)
@@ -269,6 +280,42 @@ public static class AuditCommand
         catch (RpcException e)
         {
             return $"the plugin at {socket} does not answer Status ({e.StatusCode}: {e.Status.Detail}); --verify needs it running";
+        }
+    }
+
+    /// <summary>The configured root keys, open for the whole audit; disposed with it.</summary>
+    private sealed class OpenedRootKeys : IDisposable
+    {
+        private readonly List<(IRootKey Key, string Name)> _keys = [];
+
+        public void Add(IRootKey key, string name) => _keys.Add((key, name));
+
+        /// <summary>
+        /// The configured root key that recognises a stored value's wrap, as Decrypt would pick it (a key_id of an older
+        /// version of a versioned key, which the configuration names only by its current version), or null.
+        /// </summary>
+        public string? Recognizing(string keyId, ReadOnlyMemory<byte> ciphertext, IReadOnlyDictionary<string, ReadOnlyMemory<byte>> annotations)
+        {
+            foreach (var (wrapKeyId, wrap) in StoredRootKeyWraps.Of(keyId, ciphertext, annotations))
+            {
+                foreach (var (key, name) in _keys)
+                {
+                    if (key.Recognizes(wrapKeyId, wrap.Span))
+                    {
+                        return name;
+                    }
+                }
+            }
+
+            return null;
+        }
+
+        public void Dispose()
+        {
+            foreach (var (key, _) in _keys)
+            {
+                key.Dispose();
+            }
         }
     }
 }

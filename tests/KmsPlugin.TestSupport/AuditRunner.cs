@@ -1,10 +1,10 @@
 using System.Text.Json;
 using KmsPlugin.Cli;
 
-namespace KmsPlugin.Storage.Tests;
+namespace KmsPlugin.TestSupport;
 
 /// <summary>Runs <c>kms-plugin audit</c> in-process with the same option parsing as the executable.</summary>
-internal static class AuditRunner
+public static class AuditRunner
 {
     public static async Task<AuditRun> RunAsync(params string[] args)
     {
@@ -15,7 +15,7 @@ internal static class AuditRunner
     }
 }
 
-internal sealed record AuditRun(int ExitCode, string Output, string Error)
+public sealed record AuditRun(int ExitCode, string Output, string Error)
 {
     public JsonElement Json => JsonDocument.Parse(Output).RootElement;
 
