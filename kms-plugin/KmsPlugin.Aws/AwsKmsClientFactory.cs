@@ -18,8 +18,9 @@ internal static class AwsKmsClientFactory
             // it instead, on the caller's token, and every attempt is visible to tests.
             MaxErrorRetry = 0,
 
-            // Unset, the SDK falls back to the HttpClient default of 100 s per request.
-            Timeout = options.RequestTimeout,
+            // Each attempt is bounded by requestTimeout on the plugin's own token (AwsKmsRootKey.CallAsync); the SDK's
+            // Timeout is only a backstop behind it (unset, it would be the HttpClient default of 100 s per request).
+            Timeout = options.RequestTimeout * 2,
             UseFIPSEndpoint = options.UseFipsEndpoint,
         };
         if (options.Endpoint is { } endpoint)

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Security.Cryptography;
 using Amazon.KeyManagementService;
 using Amazon.KeyManagementService.Model;
@@ -199,13 +200,24 @@ public sealed class AwsKmsRootKey : IRootKey
         CancellationToken cancellationToken) =>
         options.Retry.RunAsync(async (_, token) =>
         {
+            // Each attempt is bounded here, on a token of ours, not only by the SDK's Timeout: on a timeout of its own
+            // the SDK now and then sends the request a second time within the same call, MaxErrorRetry = 0 or not
+            // (seen with AWSSDK 4.x against the loopback fake: one attempt, two Encrypt requests, twice requestTimeout),
+            // whereas a call its caller cancelled is never re-sent. So an attempt is one request of at most requestTimeout.
+            using var attempt = CancellationTokenSource.CreateLinkedTokenSource(token);
+            attempt.CancelAfter(options.RequestTimeout);
             try
             {
-                return await call(token);
+                return await call(attempt.Token);
             }
             catch (OperationCanceledException) when (token.IsCancellationRequested)
             {
                 throw; // the caller's deadline, not a KMS failure: the transport reports DeadlineExceeded
+            }
+            catch (OperationCanceledException e) when (attempt.IsCancellationRequested)
+            {
+                throw new KmsPluginException(KmsErrorKind.RootKeyUnavailable,
+                    $"aws root key '{options.Name}': {operation} timed out after {options.RequestTimeout.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture)}s (requestTimeout)", e);
             }
             catch (Exception e)
             {

@@ -65,6 +65,29 @@ public sealed class AwsConfigTests
         Assert.Equal(AwsKmsRootKeyOptions.DefaultRequestTimeout, options.RequestTimeout);
     }
 
+    [Fact]
+    public void The_encryption_context_may_be_written_as_a_mapping_and_means_the_same_as_the_list()
+    {
+        var mapping = Parse($"keyId: {KeyArn}\nencryptionContext:\n  cluster: prod-eu1\n  \"aws:team\": platform")
+            .RootKeys[0].SettingsAs<AwsKmsRootKeyOptions>();
+        var list = Parse($"keyId: {KeyArn}\nencryptionContext:\n  - key: aws:team\n    value: platform\n  - key: cluster\n    value: prod-eu1")
+            .RootKeys[0].SettingsAs<AwsKmsRootKeyOptions>();
+
+        Assert.Equal(new Dictionary<string, string> { ["cluster"] = "prod-eu1", ["aws:team"] = "platform" }, mapping.EncryptionContext);
+        Assert.Equal(list.EncryptionContext, mapping.EncryptionContext);
+
+        // Same context, same key_id: switching the notation in a live configuration changes nothing.
+        Assert.Equal(AwsKmsRootKey.Identity(KeyArn, list.EncryptionContext), AwsKmsRootKey.Identity(KeyArn, mapping.EncryptionContext));
+    }
+
+    [Fact]
+    public void A_name_given_twice_in_the_encryption_context_mapping_is_refused()
+    {
+        var error = ParseFails($"keyId: {KeyArn}\nencryptionContext:\n  cluster: a\n  cluster: b");
+
+        Assert.Contains("Duplicate key cluster", error.Message, StringComparison.Ordinal); // with its line, from the YAML parser
+    }
+
     [Theory]
     [InlineData("region: eu-west-1", "rootKeys[0].aws.keyId", "required")]
     [InlineData("keyId: my-key", "rootKeys[0].aws.keyId", "not a key ARN")]
@@ -81,6 +104,10 @@ public sealed class AwsConfigTests
     [InlineData($"keyId: {KeyArn}\ncredentials:\n  roleArn: arn:aws:iam::1:role/r", "rootKeys[0].aws.credentials", "only to source: webIdentity")]
     [InlineData($"keyId: {KeyArn}\naccessKeyId: AKIA", "rootKeys[0].aws.accessKeyId", "unknown field")]
     [InlineData($"keyId: {KeyArn}\ncaFile: /ca.pem", "rootKeys[0].aws.caFile", "unknown field")]
+    [InlineData($"keyId: {KeyArn}\nencryptionContext:\n  cluster:", "rootKeys[0].aws.encryptionContext.cluster", "must have a value")]
+    [InlineData($"keyId: {KeyArn}\nencryptionContext:\n  cluster: [a, b]", "rootKeys[0].aws.encryptionContext.cluster", "single value")]
+    [InlineData($"keyId: {KeyArn}\nencryptionContext:\n  k8s-kms-plugin/aad: x", "rootKeys[0].aws.encryptionContext", "reserved")]
+    [InlineData($"keyId: {KeyArn}\nencryptionContext: prod", "rootKeys[0].aws.encryptionContext", "must be a mapping of names to values")]
     public void A_bad_block_fails_naming_the_field(string block, string field, string problem)
     {
         var error = ParseFails(block);

@@ -103,6 +103,32 @@ public sealed class ConfigNode(YamlMappingNode mapping, string path)
         };
     }
 
+    /// <summary>True when the field is present as a mapping (for fields that accept more than one shape).</summary>
+    public bool IsMapping(string key) => Get(key) is YamlMappingNode;
+
+    /// <summary>
+    /// A mapping of free-form names to single values (e.g. <c>encryptionContext: {cluster: prod}</c>), in file order;
+    /// each name non-empty, each value a non-empty scalar. Duplicate names are refused by the YAML parser itself.
+    /// </summary>
+    public List<KeyValuePair<string, string>>? StringMap(string key) => Mapping(key)?.NamedValues();
+
+    private List<KeyValuePair<string, string>> NamedValues()
+    {
+        var pairs = new List<KeyValuePair<string, string>>();
+        foreach (var entry in mapping.Children)
+        {
+            var name = (entry.Key as YamlScalarNode)?.Value;
+            if (string.IsNullOrEmpty(name))
+            {
+                throw new ConfigException(path, $"has an entry without a name (line {entry.Key.Start.Line})");
+            }
+
+            pairs.Add(new(name, Text(name) ?? throw new ConfigException(Field(name), "must have a value")));
+        }
+
+        return pairs;
+    }
+
     public List<ConfigNode>? Sequence(string key)
     {
         var node = Get(key);

@@ -49,13 +49,33 @@ public static class AwsProviderConfig
     }
 
     /// <summary>
-    /// <c>encryptionContext</c> is a list of <c>{key, value}</c> pairs (ConfigNode reads mappings by known field names only),
-    /// e.g. <c>- {key: cluster, value: prod-eu1}</c>.
+    /// <c>encryptionContext</c> as a mapping (<c>cluster: prod-eu1</c>, how AWS writes an encryption context) or as a list
+    /// of <c>{key, value}</c> pairs (<c>- {key: cluster, value: prod-eu1}</c>, for names YAML would otherwise reinterpret).
     /// </summary>
     private static Dictionary<string, string> ParseContext(ConfigNode aws)
     {
         var context = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var pair in aws.Sequence("encryptionContext") ?? [])
+        if (aws.IsMapping("encryptionContext"))
+        {
+            foreach (var (key, value) in aws.StringMap("encryptionContext")!)
+            {
+                context.Add(key, value); // unique: YAML refuses a duplicate key in a mapping
+            }
+
+            return context;
+        }
+
+        List<ConfigNode>? pairs;
+        try
+        {
+            pairs = aws.Sequence("encryptionContext");
+        }
+        catch (ConfigException e) when (e.Field == aws.Field("encryptionContext"))
+        {
+            throw new ConfigException(e.Field, "must be a mapping of names to values (cluster: prod-eu1) or a list of {key, value}");
+        }
+
+        foreach (var pair in pairs ?? [])
         {
             pair.AllowOnly("key", "value");
             var key = pair.Text("key") ?? throw new ConfigException(pair.Field("key"), "is required");
