@@ -25,11 +25,13 @@ internal sealed class WebIdentityCredentials : RefreshingAWSCredentials
     private readonly string _rootKeyName;
     private readonly AwsCredentialOptions _options;
     private readonly AmazonSecurityTokenServiceClient _sts;
+    private readonly TimeSpan _requestTimeout;
 
     public WebIdentityCredentials(string rootKeyName, AwsCredentialOptions options, string? region, TimeSpan requestTimeout)
     {
         _rootKeyName = rootKeyName;
         _options = options;
+        _requestTimeout = requestTimeout;
 
         // Refresh 5 minutes before expiry so a request never starts with credentials about to lapse.
         PreemptExpiryTime = TimeSpan.FromMinutes(5);
@@ -37,7 +39,10 @@ internal sealed class WebIdentityCredentials : RefreshingAWSCredentials
         {
             // Retries happen around the whole KMS call (RetryPolicy), not inside the credential fetch.
             MaxErrorRetry = 0,
-            Timeout = requestTimeout,
+
+            // The exchange is bounded by requestTimeout on a token of ours (as each KMS attempt is, AwsKmsRootKey):
+            // the SDK's own Timeout, a backstop here, may re-send a timed-out request within the call.
+            Timeout = requestTimeout * 2,
         };
         if (options.StsEndpoint is { } endpoint)
         {
@@ -59,6 +64,7 @@ internal sealed class WebIdentityCredentials : RefreshingAWSCredentials
     {
         var token = ReadToken();
         AssumeRoleWithWebIdentityResponse response;
+        using var timeout = new CancellationTokenSource(_requestTimeout);
         try
         {
             response = await _sts.AssumeRoleWithWebIdentityAsync(new AssumeRoleWithWebIdentityRequest
@@ -67,7 +73,7 @@ internal sealed class WebIdentityCredentials : RefreshingAWSCredentials
                 RoleSessionName = _options.SessionName,
                 WebIdentityToken = token,
                 DurationSeconds = (int)_options.Duration.TotalSeconds,
-            });
+            }, timeout.Token);
         }
         catch (Exception e) when (e is not KmsPluginException)
         {

@@ -95,6 +95,30 @@ public sealed class AwsCredentialTests : IAsyncLifetime, IDisposable
     }
 
     [Fact]
+    public async Task An_STS_slower_than_the_request_timeout_fails_the_call_as_unavailable_with_bounded_exchanges()
+    {
+        var tokenFile = _dir.FilePath("token");
+        await File.WriteAllTextAsync(tokenFile, "jwt-slow-sts");
+        _kms.AcceptedWebIdentityTokens["jwt-slow-sts"] = true;
+        _kms.StsLatency = TimeSpan.FromSeconds(30);
+        var options = WebIdentity(tokenFile) with { RequestTimeout = TimeSpan.FromSeconds(1) };
+        using var root = await AwsKmsRootKey.OpenAsync(options, CancellationToken.None); // by ARN: opens without KMS
+
+        var error = await Assert.ThrowsAsync<KmsPluginException>(() => root.WrapAsync(RandomNumberGenerator.GetBytes(32), AwsTestOptions.Aad(), CancellationToken.None));
+
+        Assert.Equal(KmsErrorKind.RootKeyUnavailable, error.Kind);
+        Assert.Contains("timed out", error.ToString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("jwt-slow-sts", error.ToString(), StringComparison.Ordinal);
+
+        // Every exchange is one STS request of at most requestTimeout, and the bound holds per attempt: the SDK asks
+        // for credentials up to twice within one KMS call when the first resolution fails (seen with AWSSDK 4.x: two
+        // exchanges per attempt), never more; no KMS request is sent without credentials.
+        var attempts = options.Retry.MaxAttempts;
+        Assert.InRange(_kms.Calls("AssumeRoleWithWebIdentity"), 1, 2 * attempts);
+        Assert.Equal(0, _kms.Calls("Encrypt"));
+    }
+
+    [Fact]
     public async Task A_token_STS_rejects_stops_the_key_from_opening_as_denied_without_revealing_the_token()
     {
         var tokenFile = _dir.FilePath("token");

@@ -47,6 +47,9 @@ public sealed class FakeAwsKms : IAsyncDisposable
     /// <summary>How long STS-issued credentials last; under the SDK's 5-minute preemption every call refreshes them.</summary>
     public TimeSpan StsCredentialLifetime { get; set; } = TimeSpan.FromHours(1);
 
+    /// <summary>How long STS takes to answer (until the client gives up first).</summary>
+    public TimeSpan StsLatency { get; set; }
+
     /// <summary>The Authorization value the Pod Identity endpoint accepts (the agent token file's content).</summary>
     public string? PodIdentityToken { get; set; }
 
@@ -331,6 +334,18 @@ public sealed class FakeAwsKms : IAsyncDisposable
         {
             await StsErrorAsync(context, "InvalidAction", $"unsupported action {action}");
             return;
+        }
+
+        if (StsLatency > TimeSpan.Zero)
+        {
+            try
+            {
+                await Task.Delay(StsLatency, context.RequestAborted);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
         }
 
         var token = form.GetValueOrDefault("WebIdentityToken") ?? "";
