@@ -90,26 +90,8 @@ public sealed class PluginTests(ITestOutputHelper output)
     {
         await using var bed = await AzureTestBed.StartAsync();
         bed.Vault.AddRsaVersion(AzureTestBed.KeyName);
-        var seed = RandomNumberGenerator.GetBytes(32);
-        Protocol.V2.EncryptResponse stored;
-        await using (var writer = await PluginHost.StartAsync(bed.PluginConfig(bed.RootKeyYaml())))
-        {
-            stored = await writer.Apiserver.EncryptAsync(seed);
-        }
-
-        await using var plugin = await PluginHost.StartAsync(bed.PluginConfig(bed.RootKeyYaml()));
-        await plugin.WaitForProbeAsync(); // the start-up probe unwraps too: it must not take the one delayed answer
-        var cachedSeed = RandomNumberGenerator.GetBytes(32);
-        var cached = await plugin.Apiserver.EncryptAsync(cachedSeed);
-
-        bed.Vault.Faults.Add(new Fault { Operation = "unwrapkey", Action = FaultAction.Delay, Delay = TimeSpan.FromSeconds(30), Times = 1 });
-        var impatient = new ApiserverEmulator(plugin.Channel, TimeSpan.FromMilliseconds(300));
-        var error = await Assert.ThrowsAsync<RpcException>(() => impatient.DecryptAsync(stored));
-        Assert.Equal(StatusCode.DeadlineExceeded, error.StatusCode);
-
-        // Meanwhile, cached KEKs keep serving, and once the vault answers again the stored seed decrypts.
-        Assert.Equal(cachedSeed, await plugin.Apiserver.DecryptAsync(cached));
-        Assert.Equal(cachedSeed, await plugin.Apiserver.DecryptAsync(await plugin.Apiserver.EncryptAsync(cachedSeed)));
-        Assert.Equal(seed, await plugin.Apiserver.DecryptAsync(stored));
+        await RemoteDeadlineScenario.RunAsync(() => PluginHost.StartAfterProbeAsync(bed.PluginConfig(bed.RootKeyYaml())),
+            () => bed.Vault.Faults.Add(new Fault { Operation = "unwrapkey", Action = FaultAction.Delay, Delay = TimeSpan.FromSeconds(30) }),
+            bed.Vault.Faults.Clear);
     }
 }

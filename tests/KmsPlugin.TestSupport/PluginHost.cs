@@ -77,6 +77,14 @@ public sealed class PluginHost : IAsyncDisposable
         return host;
     }
 
+    /// <summary>A plugin on <paramref name="config"/> whose start-up probe is over (what tests that count remote calls need).</summary>
+    public static async Task<PluginHost> StartAfterProbeAsync(PluginConfig config)
+    {
+        var plugin = await StartAsync(config);
+        await plugin.WaitForProbeAsync();
+        return plugin;
+    }
+
     /// <summary>Waits until the background probe has a verdict (Status healthz leaves "starting").</summary>
     public async Task WaitForProbeAsync()
     {

@@ -145,26 +145,10 @@ public sealed class VaultEndToEndTests(ITestOutputHelper output) : IAsyncLifetim
         }, code, attempts, reason);
 
     [Fact]
-    public async Task A_Vault_slower_than_the_deadline_gives_DeadlineExceeded_and_the_plugin_keeps_serving()
-    {
-        var seed = RandomNumberGenerator.GetBytes(32);
-        Protocol.V2.EncryptResponse stored;
-        await using (var writer = await _bed.StartPluginAsync())
-        {
-            stored = await writer.Apiserver.EncryptAsync(seed);
-        }
-
-        await using var plugin = await _bed.StartPluginAsync();
-        var own = await plugin.Apiserver.EncryptAsync(seed);
-        Vault.Fault = new FakeFault(FaultKind.None, "decrypt", latency: TimeSpan.FromSeconds(30));
-        var impatient = new ApiserverEmulator(plugin.Channel, TimeSpan.FromMilliseconds(300));
-
-        var error = await Assert.ThrowsAsync<RpcException>(() => impatient.DecryptAsync(stored));
-
-        Assert.Equal(StatusCode.DeadlineExceeded, error.StatusCode);
-        Assert.Equal("ok", (await plugin.Apiserver.StatusAsync()).Healthz);
-        Assert.Equal(seed, await plugin.Apiserver.DecryptAsync(own));
-    }
+    public Task A_Vault_slower_than_the_deadline_gives_DeadlineExceeded_and_the_plugin_keeps_serving() =>
+        RemoteDeadlineScenario.RunAsync(() => _bed.StartPluginAsync(),
+            () => Vault.Fault = new FakeFault(FaultKind.None, "decrypt", latency: TimeSpan.FromSeconds(30)),
+            () => Vault.Fault = null);
 
     [Fact]
     public async Task No_Vault_token_or_JWT_reaches_the_logs_Status_or_gRPC_errors()
