@@ -75,14 +75,24 @@ public sealed class PluginProcess : IAsyncDisposable
     }
 
     /// <summary>Waits until the socket answers a Status call.</summary>
-    public async Task WaitUntilServingAsync(string socketPath, TimeSpan? timeout = null)
+    public Task WaitUntilServingAsync(string socketPath, TimeSpan? timeout = null) =>
+        WaitUntilServingAsync(socketPath, () => _process.HasExited ? $"kms-plugin exited with {_process.ExitCode} before serving:\n{Output}" : null,
+            () => Output, timeout);
+
+    /// <summary>
+    /// Waits until <paramref name="socketPath"/> answers a Status call (the socket file appears at bind, a moment before
+    /// the server accepts); <paramref name="failed"/> says why to stop waiting (the process exited), or null.
+    /// </summary>
+    public static async Task WaitUntilServingAsync(string socketPath, Func<string?> failed, Func<string> output, TimeSpan? timeout = null)
     {
+        ArgumentNullException.ThrowIfNull(failed);
+        ArgumentNullException.ThrowIfNull(output);
         var until = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(30));
         while (DateTime.UtcNow < until)
         {
-            if (_process.HasExited)
+            if (failed() is { } reason)
             {
-                throw new InvalidOperationException($"kms-plugin exited with {_process.ExitCode} before serving:\n{Output}");
+                throw new InvalidOperationException(reason);
             }
 
             if (File.Exists(socketPath))
@@ -102,7 +112,7 @@ public sealed class PluginProcess : IAsyncDisposable
             await Task.Delay(50);
         }
 
-        throw new TimeoutException($"kms-plugin did not serve on {socketPath}:\n{Output}");
+        throw new TimeoutException($"kms-plugin did not serve on {socketPath}:\n{output()}");
     }
 
     public void Signal(string signal)
