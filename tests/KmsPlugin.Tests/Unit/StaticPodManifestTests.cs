@@ -50,6 +50,25 @@ public sealed class StaticPodManifestTests
     }
 
     [Fact]
+    public void The_image_the_Dockerfile_builds_is_the_one_the_pod_runs_entry_point_and_user()
+    {
+        var dockerfile = File.ReadAllLines(Path.Combine(RepositoryRoot.Path, "static-pod", "Dockerfile"));
+        var final = dockerfile.Reverse().TakeWhile(l => !l.StartsWith("FROM ", StringComparison.Ordinal)).ToList();
+        var entryPoint = final.Single(l => l.StartsWith("ENTRYPOINT ", StringComparison.Ordinal));
+        var user = final.Single(l => l.StartsWith("USER ", StringComparison.Ordinal))["USER ".Length..].Split(':');
+
+        var pod = Load("static-pod/kms-plugin.yaml");
+        var command = Text(pod, "spec", "containers", 0, "command", 0);
+        Assert.Equal($"ENTRYPOINT [\"{command}\"]", entryPoint);
+        Assert.Equal(Text(pod, "spec", "securityContext", "runAsUser"), user[0]);
+        Assert.Equal(Text(pod, "spec", "securityContext", "runAsGroup"), user[1]);
+
+        // What the build publishes is the plugin the rest of the repository documents, and it lands where the command points.
+        Assert.Contains(dockerfile, l => l == $"RUN dotnet publish kms-plugin/KmsPlugin -c Release -o {Path.GetDirectoryName(command)}");
+        Assert.Contains(dockerfile, l => l.StartsWith("FROM mcr.microsoft.com/dotnet/aspnet:10.0", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void Plugin_apiserver_and_EncryptionConfiguration_agree_on_the_socket_directory()
     {
         var endpoint = Text(Load("EncryptionConfiguration.yaml"), "resources", 0, "providers", 0, "kms", "endpoint");
