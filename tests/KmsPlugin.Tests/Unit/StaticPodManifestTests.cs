@@ -39,6 +39,16 @@ public sealed class StaticPodManifestTests
         Assert.Equal("ALL", Text(container, "securityContext", "capabilities", "drop", 0));
         Assert.Equal("/livez", Text(container, "livenessProbe", "httpGet", "path"));
         Assert.Equal("/readyz", Text(container, "readinessProbe", "httpGet", "path"));
+
+        // The probes reach the health listener the example configuration opens (host network, loopback only).
+        var example = ConfigLoader.LoadFile(Path.Combine(RepositoryRoot.Path, "docs", "kms-plugin.example.yaml"));
+        foreach (var probe in new[] { "livenessProbe", "readinessProbe" })
+        {
+            Assert.Equal(example.Health.ListenHost, Text(container, probe, "httpGet", "host"));
+            Assert.Equal(example.Health.ListenPort.ToString(System.Globalization.CultureInfo.InvariantCulture), Text(container, probe, "httpGet", "port"));
+        }
+
+        Assert.Equal("true", Text(pod, "spec", "hostNetwork"));
         Assert.NotNull(At(container, "resources", "requests", "memory"));
 
         // The read-only root filesystem leaves the state directory (key_id history) on a hostPath that survives restarts.
