@@ -120,7 +120,8 @@ internal static class AwsErrorClassifier
             }
 
             case TimeoutException or OperationCanceledException:
-                // The SDK's per-request Timeout (our own token was not cancelled: the caller checked).
+                // The attempt's requestTimeout (AwsKmsRootKey.CallAsync) or the SDK's backstop Timeout; never the
+                // caller's token (checked first).
                 return new KmsPluginException(KmsErrorKind.RootKeyUnavailable,
                     $"aws root key '{rootKeyName}': {operation} timed out (requestTimeout)", error);
 

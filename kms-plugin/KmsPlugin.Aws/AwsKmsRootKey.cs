@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Security.Cryptography;
 using Amazon.KeyManagementService;
 using Amazon.KeyManagementService.Model;
@@ -214,13 +213,10 @@ public sealed class AwsKmsRootKey : IRootKey
             {
                 throw; // the caller's deadline, not a KMS failure: the transport reports DeadlineExceeded
             }
-            catch (OperationCanceledException e) when (attempt.IsCancellationRequested)
-            {
-                throw new KmsPluginException(KmsErrorKind.RootKeyUnavailable,
-                    $"aws root key '{options.Name}': {operation} timed out after {options.RequestTimeout.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture)}s (requestTimeout)", e);
-            }
             catch (Exception e)
             {
+                // Our attempt timeout included: the classifier reports a cancellation that is not the caller's as a
+                // timeout (RootKeyUnavailable, "timed out (requestTimeout)").
                 throw AwsErrorClassifier.ToException(options.Name, operation, e);
             }
         }, options.Time, cancellationToken);
